@@ -1,0 +1,1 @@
+"""Benchmark and regression harness for sglang's MoE and parallel serving path."""

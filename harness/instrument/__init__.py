@@ -1,0 +1,1 @@
+"""Instrumentation records written from inside a live server, and their reader."""

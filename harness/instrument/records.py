@@ -1,0 +1,93 @@
+"""Instrumentation record format (schema 1): one JSON object per line, one file per process.
+
+Stdlib only: this module is imported inside sglang and reference-engine processes.
+Every record has: schema, kind, pid, rank, t (time.time()), plus the kind's fields:
+
+- process_start: target ("sglang"|"reference"), target_version
+- parallel_groups: tp_size, dp_size, ep_size, attn_tp_size, attn_cp_size, moe_dp_size,
+  moe_dp_group_is_attn_cp_group
+- attn_tp_gather: require_attn_tp_gather, require_mlp_tp_gather, require_gathered_buffer,
+  require_mlp_sync
+- gathered_buffer: allocated (bool), num_tokens
+- dispatcher_init: ep_size, ep_rank, max_num_tokens, dispatch_payload_bytes_per_token,
+  combine_payload_bytes_per_token, workspace_size_per_rank, payload_workspace_tokens
+- dispatch: phase ("capture"|"eager"), runtime_max_tokens_per_rank, local_num_tokens,
+  dp_global_num_tokens (list or null)
+- set_dp_buffer_len: global_dp_buffer_len, local_dp_buffer_len, global_num_tokens (list or null)
+- cuda_graph_capture: batch_size, num_tokens, mem_free_before, mem_free_after,
+  allocated_before, allocated_after, elapsed_s
+- capture_oom: batch_size, num_tokens, requested_bytes, free_bytes, message
+- mlp_scatter_mode: layer_id, is_sparse, mode ("SCATTERED"|"FULL"|"MOE_FULL")
+- hook_installed / hook_missing: target, reason
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+ENV_DIR = "HARNESS_INSTRUMENT_DIR"
+ENV_RANK = "HARNESS_INSTRUMENT_RANK"
+
+KINDS = frozenset(
+    {
+        "process_start",
+        "parallel_groups",
+        "attn_tp_gather",
+        "gathered_buffer",
+        "dispatcher_init",
+        "dispatch",
+        "set_dp_buffer_len",
+        "cuda_graph_capture",
+        "capture_oom",
+        "mlp_scatter_mode",
+        "hook_installed",
+        "hook_missing",
+    }
+)
+
+
+class RecordWriter:
+    """Appends records to `<dir>/records-<pid>.jsonl`, flushing each line so a crash loses nothing."""
+
+    def __init__(self, directory: str | os.PathLike[str], rank: int = 0) -> None:
+        self.rank = rank
+        self.path = Path(directory) / f"records-{os.getpid()}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+    def write(self, kind: str, **fields: Any) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown instrumentation record kind {kind!r}")
+        record = {"schema": SCHEMA_VERSION, "kind": kind, "pid": os.getpid(), "rank": self.rank,
+                  "t": time.time(), **fields}
+        line = json.dumps(record, default=_jsonable, separators=(",", ":"))
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def writer_from_env() -> RecordWriter | None:
+    """The writer configured by HARNESS_INSTRUMENT_DIR, or None when instrumentation is off."""
+    directory = os.environ.get(ENV_DIR)
+    if not directory:
+        return None
+    return RecordWriter(directory, rank=int(os.environ.get(ENV_RANK, "0")))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "name"):
+        return value.name
+    return str(value)

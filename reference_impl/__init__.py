@@ -1,0 +1,1 @@
+"""Executable oracle of the five sglang MoE/parallel fixes the harness guards."""
