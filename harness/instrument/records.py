@@ -5,20 +5,23 @@ Every record has: schema, kind, pid, rank, t (time.time()), plus the kind's fiel
 
 - process_start: target ("sglang"|"reference"), target_version
 - parallel_groups: tp_size, dp_size, ep_size, attn_tp_size, attn_cp_size, moe_dp_size,
-  moe_dp_group_is_attn_cp_group
+  moe_dp_group_is_attn_cp_group; optional moe_dp_group_size (the MoE-DP group's world size)
 - attn_tp_gather: require_attn_tp_gather, require_mlp_tp_gather, require_gathered_buffer,
   require_mlp_sync
 - gathered_buffer: allocated (bool), num_tokens
 - dispatcher_init: ep_size, ep_rank, max_num_tokens, dispatch_payload_bytes_per_token,
-  combine_payload_bytes_per_token, workspace_size_per_rank, payload_workspace_tokens
+  combine_payload_bytes_per_token, workspace_size_per_rank; optional payload_workspace_tokens,
+  payload_in_workspace
 - dispatch: phase ("capture"|"eager"), runtime_max_tokens_per_rank, local_num_tokens,
   dp_global_num_tokens (list or null)
-- set_dp_buffer_len: global_dp_buffer_len, local_dp_buffer_len, global_num_tokens (list or null)
+- set_dp_buffer_len: global_dp_buffer_len, local_dp_buffer_len, global_num_tokens (list or null);
+  optional phase ("capture"|"eager")
 - cuda_graph_capture: batch_size, num_tokens, mem_free_before, mem_free_after,
   allocated_before, allocated_after, elapsed_s
 - capture_oom: batch_size, num_tokens, requested_bytes, free_bytes, message
 - mlp_scatter_mode: layer_id, is_sparse, mode ("SCATTERED"|"FULL"|"MOE_FULL")
-- hook_installed / hook_missing: target, reason
+- hook_installed: target; hook_missing: target, reason
+A record may carry more fields than listed; FIELDS below is what the reader requires.
 """
 
 from __future__ import annotations
@@ -50,6 +53,29 @@ KINDS = frozenset(
         "hook_missing",
     }
 )
+
+
+# Fields every record of a kind must carry (the reader reports a record missing one); a writer may add
+# more. Values are JSON scalars, lists of ints, or null where the docstring says so.
+COMMON_FIELDS = ("schema", "kind", "pid", "rank", "t")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "process_start": ("target", "target_version"),
+    "parallel_groups": ("tp_size", "dp_size", "ep_size", "attn_tp_size", "attn_cp_size", "moe_dp_size",
+                        "moe_dp_group_is_attn_cp_group"),
+    "attn_tp_gather": ("require_attn_tp_gather", "require_mlp_tp_gather", "require_gathered_buffer",
+                       "require_mlp_sync"),
+    "gathered_buffer": ("allocated", "num_tokens"),
+    "dispatcher_init": ("ep_size", "ep_rank", "max_num_tokens", "dispatch_payload_bytes_per_token",
+                        "combine_payload_bytes_per_token", "workspace_size_per_rank"),
+    "dispatch": ("phase", "runtime_max_tokens_per_rank", "local_num_tokens", "dp_global_num_tokens"),
+    "set_dp_buffer_len": ("global_dp_buffer_len", "local_dp_buffer_len", "global_num_tokens"),
+    "cuda_graph_capture": ("batch_size", "num_tokens", "mem_free_before", "mem_free_after",
+                           "allocated_before", "allocated_after", "elapsed_s"),
+    "capture_oom": ("batch_size", "num_tokens", "requested_bytes", "free_bytes", "message"),
+    "mlp_scatter_mode": ("layer_id", "is_sparse", "mode"),
+    "hook_installed": ("target",),
+    "hook_missing": ("target", "reason"),
+}
 
 
 class RecordWriter:

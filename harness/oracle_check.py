@@ -1,0 +1,336 @@
+"""Compares a live server's instrumentation records with what reference_impl predicts for its scenario.
+
+Expected values always come from the oracle with every fix applied, so a server (or reference
+engine) running with a reverted fix fails the verdict named after the value that fix governs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.instrument.reader import LoadedRecords, Record
+from reference_impl.fixset import FixSet
+from reference_impl.inputs import GpuSpec, ModelConfig, OracleInput, Runtime, ServerArgs
+
+
+class OracleSpec(Protocol):
+    dispatch_dtype: str
+    dp_global_num_tokens: Sequence[int] | None
+    local_num_tokens: int
+    batch_size: int
+    gpu: str | None
+    expect: Sequence[tuple[str, Any]]
+
+
+class ScenarioLike(Protocol):
+    name: str
+    model_dir: Path
+    server_args: Sequence[tuple[str, Any]]
+    env: Sequence[tuple[str, str]]
+    oracle: OracleSpec
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One compared value; `skipped` verdicts (value not observable on this target) do not count."""
+
+    name: str
+    expected: Any
+    observed: Any
+    passed: bool
+    detail: str = ""
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "expected": self.expected, "observed": self.observed,
+                "passed": self.passed, "detail": self.detail, "skipped": self.skipped}
+
+
+@dataclass(frozen=True)
+class OracleReport:
+    """All verdicts of one scenario run; ok when none failed."""
+
+    verdicts: tuple[Verdict, ...]
+    prediction: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(v.passed or v.skipped for v in self.verdicts)
+
+    @property
+    def failures(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if not v.passed and not v.skipped)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts]}
+
+
+class OracleCheckError(ValueError):
+    """The scenario cannot be turned into an oracle input; the message names the field or file."""
+
+
+def check(scenario: ScenarioLike, loaded: LoadedRecords) -> OracleReport:
+    """Predict the scenario with all fixes applied and compare every observable value with the records."""
+    prediction = predict_scenario(scenario)
+    verdicts = [*_expect_verdicts(scenario, prediction), *_record_verdicts(scenario, prediction, loaded)]
+    return OracleReport(tuple(verdicts), prediction)
+
+
+def predict_scenario(scenario: ScenarioLike) -> dict[str, Any]:
+    from reference_impl.predict import predict
+
+    return predict(oracle_input(scenario)).to_json()
+
+
+def oracle_input(scenario: ScenarioLike) -> OracleInput:
+    """The oracle input of a scenario: its server-args subset, env, model config and [oracle] spec."""
+    spec = scenario.oracle
+    dp_global = spec.dp_global_num_tokens
+    return OracleInput(
+        server_args=_server_args(scenario.server_args),
+        model=model_config(Path(scenario.model_dir) / "config.json"),
+        env=tuple((str(k), str(v)) for k, v in scenario.env),
+        dispatch_dtype=spec.dispatch_dtype,
+        runtime=Runtime(
+            dp_global_num_tokens=None if dp_global is None else tuple(int(n) for n in dp_global),
+            local_num_tokens=int(spec.local_num_tokens),
+            batch_size=int(spec.batch_size),
+        ),
+        gpu=GpuSpec(name=spec.gpu) if spec.gpu else GpuSpec(),
+        fixes=FixSet.all_applied(),
+    )
+
+
+def _server_args(pairs: Iterable[tuple[str, Any]]) -> ServerArgs:
+    known = {f.name: f for f in dataclasses.fields(ServerArgs)}
+    values: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in known:
+            values[key] = value
+    try:
+        return ServerArgs(**values)
+    except TypeError as exc:
+        raise OracleCheckError(f"server_args: {exc}") from exc
+
+
+# HF config.json spells some fields differently per architecture; first present name wins.
+_MODEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "num_experts": ("num_experts", "n_routed_experts", "num_local_experts"),
+}
+
+
+def model_config(path: Path) -> ModelConfig:
+    """ModelConfig from an HF config.json; a missing required field is named in the error."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OracleCheckError(f"{path}: cannot read model config ({exc})") from exc
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(ModelConfig):
+        for name in _MODEL_ALIASES.get(field.name, (field.name,)):
+            if raw.get(name) is not None:
+                values[field.name] = raw[name]
+                break
+        else:
+            if field.default is dataclasses.MISSING:
+                raise OracleCheckError(f"{path}: {field.name}: missing from model config")
+    return ModelConfig(**values)
+
+
+def _expect_verdicts(scenario: ScenarioLike, prediction: dict[str, Any]) -> list[Verdict]:
+    verdicts = []
+    for key, value in scenario.oracle.expect:
+        if key not in prediction:
+            verdicts.append(Verdict(f"expect.{key}", value, None, False, "not a Prediction key"))
+            continue
+        observed = prediction[key]
+        verdicts.append(Verdict(f"expect.{key}", value, observed, _same(value, observed),
+                                "scenario [oracle.expect] vs oracle (all fixes applied)"))
+    return verdicts
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return bool(a == b and type(a) is type(b)) or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float))
+        and not isinstance(a, bool) and not isinstance(b, bool) and a == b
+    )
+
+
+def _record_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded: LoadedRecords) -> list[Verdict]:
+    missing = {r["target"]: r["reason"] for r in loaded.of_kind("hook_missing")}
+    out: list[Verdict] = []
+    out += _dispatcher_verdicts(prediction, loaded.of_kind("dispatcher_init"), missing)
+    out += _dispatch_verdicts(scenario, prediction, loaded.of_kind("dispatch"), missing)
+    out += _gather_verdicts(prediction, loaded.of_kind("attn_tp_gather"), missing)
+    out += _capture_verdicts(scenario, prediction, loaded, missing)
+    out += _scatter_verdicts(prediction, loaded.of_kind("mlp_scatter_mode"), missing)
+    out += _group_verdicts(scenario, prediction, loaded.of_kind("parallel_groups"), missing)
+    return out
+
+
+def _observe_one(name: str, expected: Any, values: Sequence[Any], what: str, hook: str,
+                 missing: dict[str, str]) -> Verdict:
+    """All records must agree with the expected value (exact); none at all is a failure unless unhookable."""
+    distinct = _distinct(values)
+    if not distinct:
+        if hook in missing:
+            return Verdict(name, expected, None, False, f"not observable: hook {hook} missing "
+                           f"({missing[hook]})", skipped=True)
+        return Verdict(name, expected, None, False, f"no {what} record")
+    observed = distinct[0] if len(distinct) == 1 else distinct
+    passed = len(distinct) == 1 and _same(expected, distinct[0])
+    detail = f"{len(values)} {what} record(s)" + ("" if len(distinct) == 1 else ", values disagree")
+    return Verdict(name, expected, observed, passed, detail)
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for v in values:
+        v = list(v) if isinstance(v, tuple) else v
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+_DISPATCHER_VALUES = (
+    ("a2a_max_num_tokens", "max_num_tokens"),
+    ("a2a_dispatch_payload_bytes_per_token", "dispatch_payload_bytes_per_token"),
+    ("a2a_combine_payload_bytes_per_token", "combine_payload_bytes_per_token"),
+    ("a2a_workspace_bytes_per_rank", "workspace_size_per_rank"),
+    ("payload_workspace_tokens", "payload_workspace_tokens"),
+)
+
+
+def _dispatcher_verdicts(prediction: dict[str, Any], records: Sequence[Record],
+                         missing: dict[str, str]) -> list[Verdict]:
+    if prediction.get("a2a_max_num_tokens") is None:
+        # No A2A dispatcher in this configuration: none may be constructed.
+        return [Verdict("a2a_dispatcher_constructed", False, bool(records), not records,
+                        f"{len(records)} dispatcher_init record(s)")]
+    out = []
+    for key, field in _DISPATCHER_VALUES:
+        if key not in prediction or prediction[key] is None:
+            continue
+        values = [r.get(field) for r in records if field in r.fields]
+        if records and not values:
+            out.append(Verdict(key, prediction[key], None, False, f"dispatcher_init lacks {field}",
+                               skipped=True))
+            continue
+        out.append(_observe_one(key, prediction[key], values, "dispatcher_init", "dispatcher_init", missing))
+    return out
+
+
+def _dispatch_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], records: Sequence[Record],
+                       missing: dict[str, str]) -> list[Verdict]:
+    expected = prediction.get("runtime_max_tokens_per_rank")
+    if expected is None:
+        return []
+    spec = scenario.oracle
+    want_global = None if spec.dp_global_num_tokens is None else [int(n) for n in spec.dp_global_num_tokens]
+    matching = [r for r in records if r["phase"] == "eager" and r["local_num_tokens"] == spec.local_num_tokens
+                and r["dp_global_num_tokens"] == want_global]
+    values = [r["runtime_max_tokens_per_rank"] for r in matching]
+    verdict = _observe_one("runtime_max_tokens_per_rank", expected, values, "eager dispatch", "dispatch",
+                           missing)
+    if not matching and records:
+        verdict = dataclasses.replace(verdict, detail=(
+            f"no eager dispatch with local_num_tokens={spec.local_num_tokens} and "
+            f"dp_global_num_tokens={want_global} among {len(records)} dispatch record(s)"))
+    return [verdict]
+
+
+_GATHER_FLAGS = ("require_attn_tp_gather", "require_mlp_tp_gather", "require_gathered_buffer")
+
+
+def _gather_verdicts(prediction: dict[str, Any], records: Sequence[Record],
+                     missing: dict[str, str]) -> list[Verdict]:
+    return [
+        _observe_one(flag, prediction[flag], [r[flag] for r in records if r[flag] is not None],
+                     "attn_tp_gather", "attn_tp_gather", missing)
+        for flag in _GATHER_FLAGS if prediction.get(flag) is not None
+    ]
+
+
+def _capture_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded: LoadedRecords,
+                      missing: dict[str, str]) -> list[Verdict]:
+    out: list[Verdict] = []
+    captures = loaded.of_kind("cuda_graph_capture")
+    batch = scenario.oracle.batch_size
+    # The graph a batch of `batch` requests replays is the smallest captured one that fits it.
+    serving = sorted((r for r in captures if r["batch_size"] >= batch), key=lambda r: r["batch_size"])
+    serving = [r for r in serving if r["batch_size"] == serving[0]["batch_size"]] if serving else []
+    if prediction.get("capture_num_tokens") is not None:
+        out.append(_observe_one("capture_num_tokens", prediction["capture_num_tokens"],
+                                [r["num_tokens"] for r in serving], f"cuda_graph_capture (bs>={batch})",
+                                "cuda_graph_capture", missing))
+    if "capture_global_num_tokens" in prediction and prediction.get("capture_num_tokens") is not None:
+        n = prediction["capture_num_tokens"]
+        at_capture = [r for r in loaded.of_kind("set_dp_buffer_len")
+                      if r.get("phase") == "capture" and r["local_dp_buffer_len"] == n]
+        out.append(_observe_one("capture_global_num_tokens", prediction["capture_global_num_tokens"],
+                                [r["global_num_tokens"] for r in at_capture],
+                                f"capture set_dp_buffer_len (local={n})", "set_dp_buffer_len", missing))
+        expected_len = None if prediction["capture_global_num_tokens"] is None else sum(
+            prediction["capture_global_num_tokens"])
+        if expected_len is not None:
+            out.append(_observe_one("capture_global_dp_buffer_len", expected_len,
+                                    [r["global_dp_buffer_len"] for r in at_capture],
+                                    f"capture set_dp_buffer_len (local={n})", "set_dp_buffer_len", missing))
+    if prediction.get("predicted_capture_oom") is not None:
+        ooms = loaded.of_kind("capture_oom")
+        expected = bool(prediction["predicted_capture_oom"])
+        out.append(Verdict("predicted_capture_oom", expected, bool(ooms), bool(ooms) == expected,
+                           f"{len(ooms)} capture_oom record(s)"))
+    return out
+
+
+def _scatter_verdicts(prediction: dict[str, Any], records: Sequence[Record],
+                      missing: dict[str, str]) -> list[Verdict]:
+    expected = prediction.get("mlp_scatter_mode")
+    if expected is None:
+        return []
+    if isinstance(expected, dict):
+        wanted = {"sparse": True, "dense": False}
+        out = []
+        for label, is_sparse in wanted.items():
+            if expected.get(label) is None:
+                continue
+            modes = sorted({r["mode"] for r in records if bool(r["is_sparse"]) == is_sparse})
+            out.append(_set_verdict(f"mlp_scatter_mode.{label}", {expected[label]}, modes, records, missing))
+        return out
+    modes = sorted({r["mode"] for r in records if r["is_sparse"]})
+    return [_set_verdict("mlp_scatter_mode", {expected}, modes, records, missing)]
+
+
+def _set_verdict(name: str, expected: set[str], observed: list[str], records: Sequence[Record],
+                 missing: dict[str, str]) -> Verdict:
+    if not records and "mlp_scatter_mode" in missing:
+        return Verdict(name, sorted(expected), None, False,
+                       f"not observable: hook mlp_scatter_mode missing ({missing['mlp_scatter_mode']})",
+                       skipped=True)
+    return Verdict(name, sorted(expected), observed, set(observed) == expected,
+                   f"set of modes over {len(records)} mlp_scatter_mode record(s)")
+
+
+def _group_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], records: Sequence[Record],
+                    missing: dict[str, str]) -> list[Verdict]:
+    args = _server_args(scenario.server_args)
+    attn_dp = args.dp_size if args.enable_dp_attention else 1
+    attn_tp = max(args.tp_size // (attn_dp * args.attn_cp_size), 1)
+    expected_sizes = {"tp_size": args.tp_size, "ep_size": args.ep_size, "attn_tp_size": attn_tp,
+                      "attn_cp_size": args.attn_cp_size, "moe_dp_size": args.moe_dp_size}
+    out = [_observe_one(f"group.{name}", value, [r[name] for r in records], "parallel_groups",
+                        "parallel_groups", missing) for name, value in expected_sizes.items()]
+    alias = prediction.get("moe_dp_group_is_attn_cp_group")
+    if alias is not None:
+        out.append(_observe_one("moe_dp_group_is_attn_cp_group", alias,
+                                [r["moe_dp_group_is_attn_cp_group"] for r in records],
+                                "parallel_groups", "parallel_groups", missing))
+    return out
