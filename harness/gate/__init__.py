@@ -1,0 +1,1 @@
+"""PR performance gate: compare base/head results, find change points in nightly history."""

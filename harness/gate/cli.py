@@ -1,0 +1,139 @@
+"""`harness gate`: compare base and head results (or produce them interleaved) and report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.gate import plots
+from harness.gate.compare import EXIT_INFRA, GateOutcome, compare_sides
+from harness.gate.config import GateConfig, load_config
+from harness.gate.errors import GateInputError
+from harness.gate.load import Side, load_side
+from harness.gate.report import markdown, verdict_json, write_atomic, write_json
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Where the report goes and how its artifacts are linked."""
+
+    out: Path
+    artifact_url: str | None  # prefix for links in the PR comment; None links relative paths
+    plots: bool
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for `harness gate ...`; returns 0 pass, 1 regression, 2 infrastructure failure."""
+    if argv and argv[0] == "gate":
+        argv = argv[1:]
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        options = ReportOptions(out=args.out, artifact_url=args.artifact_url, plots=not args.no_plots)
+        if args.base_cmd or args.head_cmd:
+            base_dir, head_dir = _interleaved(args, config)
+        else:
+            if args.scenarios:
+                raise GateInputError("scenario names are only taken with --base-cmd/--head-cmd")
+            if not (args.base and args.head):
+                raise GateInputError("give --base DIR and --head DIR (or --base-cmd/--head-cmd SCENARIO...)")
+            base_dir, head_dir = args.base, args.head
+        metrics = tuple(r.name for r in config.metrics)
+        base, head = load_side(base_dir, metrics), load_side(head_dir, metrics)
+        outcome = compare_sides(base, head, config)
+    except GateInputError as exc:
+        print(f"harness gate: {exc}", file=sys.stderr)
+        return EXIT_INFRA
+    print(write_report(outcome, config, base, head, options), end="")
+    for problem in outcome.problems:
+        print(f"harness gate: {problem}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def write_report(outcome: GateOutcome, config: GateConfig, base: Side, head: Side, options: ReportOptions) -> str:
+    """Write gate.md, verdict.json and the plots under options.out; return the Markdown."""
+    artifacts: dict[str, str] = {}
+    if options.plots:
+        for scenario, path in _plot_distributions(outcome, config, base, head, options.out).items():
+            artifacts[f"{scenario} distributions"] = _link(path, options)
+    artifacts["verdict JSON"] = _link(options.out / "verdict.json", options)
+    text = markdown(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts)
+    write_json(options.out / "verdict.json",
+               verdict_json(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts))
+    write_atomic(options.out / "gate.md", text)
+    return text
+
+
+def _plot_distributions(outcome: GateOutcome, config: GateConfig, base: Side, head: Side,
+                        out: Path) -> dict[str, Path]:
+    verdicts = {(r.scenario, r.metric): r.verdict for r in outcome.rows}
+    paths = {}
+    for scenario in sorted(base.runs):
+        if (scenario, "status") in verdicts:  # skipped on both sides: nothing measured
+            continue
+        data = {}
+        for rule in config.metrics:
+            b = [r.values(rule.name) for r in base.runs[scenario]]
+            h = [r.values(rule.name) for r in head.runs[scenario]]
+            data[rule.name] = (_concat(b), _concat(h))
+        if any(b.size or h.size for b, h in data.values()):
+            metric_verdicts = {m: verdicts.get((scenario, m), "") for m in data}
+            paths[scenario] = plots.distributions(out / f"{scenario}-distributions.png", scenario, data,
+                                                  metric_verdicts)
+    return paths
+
+
+def _concat(groups: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(groups) if groups else np.empty(0)
+
+
+def _link(path: Path, options: ReportOptions) -> str:
+    relative = path.relative_to(options.out).as_posix()
+    return f"{options.artifact_url.rstrip('/')}/{relative}" if options.artifact_url else relative
+
+
+def _interleaved(args: argparse.Namespace, config: GateConfig) -> tuple[Path, Path]:
+    from harness.gate.interleave import InterleavePlan, run_interleaved
+
+    if not (args.base_cmd and args.head_cmd):
+        raise GateInputError("--base-cmd and --head-cmd go together")
+    if args.base or args.head:
+        raise GateInputError("give either --base/--head directories or --base-cmd/--head-cmd, not both")
+    if not args.scenarios:
+        raise GateInputError("--base-cmd/--head-cmd need at least one SCENARIO")
+    plan = InterleavePlan(
+        scenarios=tuple(args.scenarios), base_cmd=tuple(shlex.split(args.base_cmd)),
+        head_cmd=tuple(shlex.split(args.head_cmd)), rounds=args.rounds, requests=args.requests,
+        warmups=args.warmups, target=args.target, out=args.out / "runs",
+    )
+    return run_interleaved(plan)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness gate", description=__doc__)
+    p.add_argument("--base", type=Path, help="base run directory (or directory of round run directories)")
+    p.add_argument("--head", type=Path, help="head run directory (or directory of round run directories)")
+    p.add_argument("--base-cmd", help="server command prefix for the base side, e.g. 'python -m reference_impl.engine'")
+    p.add_argument("--head-cmd", help="server command prefix for the head side")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenarios to run with --base-cmd/--head-cmd")
+    p.add_argument("--rounds", type=_positive, default=3, help="A B rounds when interleaving (default 3)")
+    p.add_argument("--requests", type=_positive, default=None, help="measured requests per round and side")
+    p.add_argument("--warmups", type=int, default=None, help="warm-up requests per server start")
+    p.add_argument("--target", default="reference", choices=("reference", "sglang"))
+    p.add_argument("--config", type=Path, default=None, help="thresholds TOML (default: the packaged one)")
+    p.add_argument("--out", type=Path, default=Path("gate-report"), help="report directory (default gate-report)")
+    p.add_argument("--artifact-url", default=None, help="URL prefix for artifact links in the Markdown")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value

@@ -1,0 +1,158 @@
+"""Compare a base side with a head side, scenario by scenario, into verdict rows and problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.gate.config import GateConfig
+from harness.gate.errors import GateInputError
+from harness.gate.load import ScenarioRun, Side
+from harness.gate.stats import median_ratio
+from harness.gate.verdicts import Row, continuous_verdict, exact_verdict, flag_verdict, format_change
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_INFRA = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """All rows plus infrastructure problems; the exit code follows from them."""
+
+    rows: tuple[Row, ...]
+    problems: tuple[str, ...]  # one line each, naming the file
+
+    @property
+    def exit_code(self) -> int:
+        # A proven regression outranks an infrastructure problem elsewhere: it is actionable as is.
+        if any(r.verdict == "regression" for r in self.rows):
+            return EXIT_REGRESSION
+        return EXIT_INFRA if self.problems else EXIT_PASS
+
+    @property
+    def verdict(self) -> str:
+        return {EXIT_PASS: "pass", EXIT_REGRESSION: "regression", EXIT_INFRA: "infrastructure_failure"}[
+            self.exit_code]
+
+
+def compare_sides(base: Side, head: Side, config: GateConfig) -> GateOutcome:
+    """Raises GateInputError when the two sides do not hold the same scenarios."""
+    if set(base.runs) != set(head.runs):
+        only_base = sorted(set(base.runs) - set(head.runs))
+        only_head = sorted(set(head.runs) - set(base.runs))
+        raise GateInputError(
+            f"scenarios differ between base {base.root} and head {head.root}: "
+            f"only in base: {', '.join(only_base) or '-'}; only in head: {', '.join(only_head) or '-'}")
+    rows: list[Row] = []
+    problems: list[str] = []
+    for name in sorted(base.runs):
+        scenario_rows, scenario_problems = compare_scenario(name, base.runs[name], head.runs[name], config)
+        rows.extend(scenario_rows)
+        problems.extend(scenario_problems)
+    return GateOutcome(rows=tuple(rows), problems=tuple(problems))
+
+
+def compare_scenario(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...],
+                     config: GateConfig) -> tuple[list[Row], list[str]]:
+    """Rows for one scenario, or the problems that stop it from being compared."""
+    base_skipped = [r for r in base if r.status == "skipped"]
+    head_skipped = [r for r in head if r.status == "skipped"]
+    if base_skipped or head_skipped:
+        if len(base_skipped) == len(base) and len(head_skipped) == len(head):
+            reason = base_skipped[0].skip_reason or "skipped"
+            return [Row(name, "status", "skipped", "skipped", "skipped", "-", reason)], []
+        first = (base_skipped or head_skipped)[0]
+        return [], [f"{first.path}: skipped ({first.skip_reason}) while the other side ran this scenario"]
+
+    # The base must start and finish cleanly; anything else means the machine, not the PR, failed.
+    broken_base = [r for r in base if _crashed(r)]
+    if broken_base:
+        r = broken_base[0]
+        return [], [f"{r.path}: base run failed (status {r.status}, startup {r.startup_outcome}); "
+                    "not attributable to head"]
+    rows: list[Row] = []
+    broken_head = [r for r in head if _crashed(r)]
+    if broken_head:
+        r = broken_head[0]
+        rows.append(Row(name, "startup", "regression", "ok", f"{r.status}/{r.startup_outcome}", "-",
+                        f"head failed where base ran: {r.path}"))
+    rows.append(_oom_row(name, base, head))
+    rows.extend(_workspace_rows(name, base, head))
+    rows.extend(_oracle_rows(name, base, head))
+    for rule in config.metrics:
+        rows.append(_metric_row(name, rule.name, base, head, config))
+    return rows, []
+
+
+def _crashed(run: ScenarioRun) -> bool:
+    # An OOM at capture is a measured outcome (compared exactly), not a crash.
+    return run.startup_outcome in ("crash", "timeout") or (
+        run.status == "failed" and run.startup_outcome != "oom_during_cuda_graph_capture")
+
+
+def _oom_row(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> Row:
+    base_oom, head_oom = any(r.capture_oom for r in base), any(r.capture_oom for r in head)
+    verdict, reason = flag_verdict(base_oom, head_oom, "OOM at capture")
+    return Row(name, "capture_oom", verdict, _yes(base_oom), _yes(head_oom), "-", reason)
+
+
+def _workspace_rows(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> list[Row]:
+    base_bytes = _max_or_none(r.workspace_bytes for r in base)
+    head_bytes = _max_or_none(r.workspace_bytes for r in head)
+    if base_bytes is None and head_bytes is None:
+        return []
+    verdict, reason = exact_verdict(base_bytes, head_bytes)
+    change = f"{head_bytes - base_bytes:+,d} B" if base_bytes is not None and head_bytes is not None else "-"
+    return [Row(name, "workspace_bytes", verdict, _bytes(base_bytes), _bytes(head_bytes), change, reason)]
+
+
+def _oracle_rows(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> list[Row]:
+    rows = []
+    checks = sorted({k for r in (*base, *head) for k in r.oracle_passed})
+    for check in checks:
+        base_seen = [r.oracle_passed[check] for r in base if check in r.oracle_passed]
+        head_seen = [r.oracle_passed[check] for r in head if check in r.oracle_passed]
+        metric = f"oracle:{check}"
+        if not base_seen or not head_seen:
+            side = "base" if not base_seen else "head"
+            rows.append(Row(name, metric, "inconclusive", _pf(base_seen), _pf(head_seen), "-",
+                            f"not checked on {side}"))
+            continue
+        verdict, reason = flag_verdict(not all(base_seen), not all(head_seen), "oracle failure")
+        rows.append(Row(name, metric, verdict, _pf(base_seen), _pf(head_seen), "-", reason))
+    return rows
+
+
+def _metric_row(name: str, metric: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...],
+                config: GateConfig) -> Row:
+    base_groups = [r.values(metric) for r in base]
+    head_groups = [r.values(metric) for r in head]
+    n_base, n_head = sum(g.size for g in base_groups), sum(g.size for g in head_groups)
+    if n_base == 0 or n_head == 0:
+        return Row(name, metric, "inconclusive", f"n={n_base}", f"n={n_head}", "-", "no samples on one side")
+    try:
+        est = median_ratio(base_groups, head_groups, resamples=config.bootstrap_resamples,
+                           confidence=config.confidence, seed=config.seed)
+    except ValueError as exc:
+        return Row(name, metric, "inconclusive", f"n={n_base}", f"n={n_head}", "-", str(exc))
+    verdict, reason = continuous_verdict(est, config.rule(metric), config)
+    return Row(name, metric, verdict, f"{est.base_median:.4g} (n={n_base})", f"{est.head_median:.4g} (n={n_head})",
+               format_change(est), reason, est)
+
+
+def _max_or_none(values: Iterable[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _bytes(value: int | None) -> str:
+    return "-" if value is None else f"{value:,d} B"
+
+
+def _pf(seen: list[bool]) -> str:
+    if not seen:
+        return "-"
+    return "pass" if all(seen) else f"fail ({seen.count(False)}/{len(seen)})"

@@ -1,0 +1,67 @@
+"""Produce base and head results on one machine in alternating rounds (A B A B ...) so drift cancels."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.gate.errors import GateInputError
+
+
+@dataclass(frozen=True)
+class InterleavePlan:
+    """What to run: scenarios, the two server command prefixes, rounds and where results go."""
+
+    scenarios: tuple[str, ...]
+    base_cmd: tuple[str, ...]
+    head_cmd: tuple[str, ...]
+    rounds: int
+    requests: int | None  # None: the scenario's own [workload] requests
+    warmups: int | None
+    target: str
+    out: Path
+
+
+@dataclass(frozen=True)
+class SideRound:
+    """One server start per scenario for one side in one round, written to run_dir."""
+
+    side: str  # "base" | "head"
+    round_index: int
+    server_cmd: tuple[str, ...]
+    run_dir: Path
+
+
+RunSide = Callable[[InterleavePlan, SideRound], None]
+
+
+def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tuple[Path, Path]:
+    """Run every round base then head; return the base and head directories of round run dirs."""
+    run_side = run_side or harness_run_side
+    for i in range(plan.rounds):
+        for side, cmd in (("base", plan.base_cmd), ("head", plan.head_cmd)):
+            side_round = SideRound(side, i, cmd, plan.out / side / f"round-{i:02d}")
+            try:
+                run_side(plan, side_round)
+            except GateInputError:
+                raise
+            except Exception as exc:  # the harness itself failed, not the server it measured
+                raise GateInputError(f"{side_round.run_dir}: harness run failed for the {side} side, round {i}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+    return plan.out / "base", plan.out / "head"
+
+
+def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
+    """Run the scenarios through the harness core's run pipeline (harness.run.run_scenarios)."""
+    try:
+        run = importlib.import_module("harness.run")
+    except ModuleNotFoundError as exc:
+        raise GateInputError("harness.run is not available: interleaved runs need the harness core") from exc
+    run_scenarios = getattr(run, "run_scenarios", None)
+    if run_scenarios is None:
+        raise GateInputError("harness.run.run_scenarios(scenarios, out_dir, *, target, server_cmd, requests, "
+                             "warmups) is missing: interleaved runs need it")
+    run_scenarios(list(plan.scenarios), side_round.run_dir, target=plan.target,
+                  server_cmd=list(side_round.server_cmd), requests=plan.requests, warmups=plan.warmups)

@@ -1,0 +1,225 @@
+"""Read run directories (RUN_DIR/<scenario>/result.json) into what the gate compares.
+
+A side (base or head) is either one run directory or a directory of run directories, one per
+interleaved round (SIDE/round-00/<scenario>/result.json ...). Every error names the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.gate.errors import GateInputError
+
+RESULT_FILE = "result.json"
+OOM_OUTCOME = "oom_during_cuda_graph_capture"
+STARTUP_OUTCOMES = frozenset({"ok", OOM_OUTCOME, "crash", "timeout"})
+STATUSES = frozenset({"ok", "skipped", "failed"})
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioRun:
+    """One scenario's result.json, reduced to what the gate and the history compare."""
+
+    path: Path
+    scenario: str
+    status: str
+    skip_reason: str | None
+    startup_outcome: str | None
+    samples: dict[str, np.ndarray] = field(repr=False)  # metric name -> per-request values
+    workspace_bytes: int | None
+    capture_oom: bool
+    oracle_passed: dict[str, bool]
+    commit: str | None
+    order_time: float | None  # seconds since the epoch; orders nightly runs (see docs/gate.md)
+
+    def values(self, metric: str) -> np.ndarray:
+        return self.samples.get(metric, np.empty(0))
+
+
+@dataclass(frozen=True)
+class Side:
+    """All rounds of one side: scenario -> one ScenarioRun per round, in round order."""
+
+    root: Path
+    rounds: tuple[Path, ...]
+    runs: dict[str, tuple[ScenarioRun, ...]]
+
+
+def load_side(root: Path, metrics: tuple[str, ...]) -> Side:
+    """Load a run directory, or a directory of per-round run directories."""
+    if not root.is_dir():
+        raise GateInputError(f"{root}: results directory not found")
+    rounds = _round_dirs(root)
+    per_round = [_load_run_dir(d, metrics) for d in rounds]
+    names = set(per_round[0])
+    for directory, runs in zip(rounds[1:], per_round[1:], strict=True):
+        if set(runs) != names:
+            diff = sorted(names.symmetric_difference(runs))
+            raise GateInputError(f"{directory}: scenarios differ from {rounds[0]} (in one only: {', '.join(diff)})")
+    merged = {name: tuple(runs[name] for runs in per_round) for name in sorted(names)}
+    return Side(root=root, rounds=tuple(rounds), runs=merged)
+
+
+def _round_dirs(root: Path) -> list[Path]:
+    if any(root.glob(f"*/{RESULT_FILE}")):
+        return [root]
+    rounds = sorted(d for d in root.iterdir() if d.is_dir() and any(d.glob(f"*/{RESULT_FILE}")))
+    if not rounds:
+        raise GateInputError(f"{root}: no <scenario>/{RESULT_FILE} found (nor in round subdirectories)")
+    return rounds
+
+
+def _load_run_dir(run_dir: Path, metrics: tuple[str, ...]) -> dict[str, ScenarioRun]:
+    runs: dict[str, ScenarioRun] = {}
+    for path in sorted(run_dir.glob(f"*/{RESULT_FILE}")):
+        run = load_result(path, metrics)
+        if run.scenario in runs:
+            raise GateInputError(f"{path}: scenario {run.scenario!r} also in {runs[run.scenario].path}")
+        runs[run.scenario] = run
+    return runs
+
+
+def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
+    """Parse one result.json; raises GateInputError naming the file and the field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read: {exc.strerror}") from exc
+    if not text.strip():
+        raise GateInputError(f"{path}: empty result file")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GateInputError(f"{path}: corrupt JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise GateInputError(f"{path}: expected a JSON object at the top level")
+    scenario = _str(obj, "scenario", path, required=True)
+    status = _str(obj, "status", path, required=True)
+    if status not in STATUSES:
+        raise GateInputError(f"{path}: status: expected one of {sorted(STATUSES)}, got {status!r}")
+    startup = _table(obj, "startup", path)
+    outcome = _str(startup, "outcome", path, where="startup.outcome") if startup else None
+    if outcome is not None and outcome not in STARTUP_OUTCOMES:
+        raise GateInputError(f"{path}: startup.outcome: expected one of {sorted(STARTUP_OUTCOMES)}, got {outcome!r}")
+    samples = _samples(obj, metrics, path)
+    if status == "ok" and outcome in (None, "ok") and not any(len(v) for v in samples.values()):
+        raise GateInputError(f"{path}: status ok but samples[] holds no measured request")
+    records = _records(obj, path)
+    target = _table(obj, "target", path) or {}
+    return ScenarioRun(
+        path=path,
+        scenario=scenario,
+        status=status,
+        skip_reason=_str(obj, "skip_reason", path),
+        startup_outcome=outcome,
+        samples=samples,
+        workspace_bytes=_workspace_bytes(records, path),
+        capture_oom=outcome == OOM_OUTCOME or any(r.get("kind") == "capture_oom" for r in records),
+        oracle_passed=_oracle(obj, path),
+        commit=_str(target, "commit", path, where="target.commit"),
+        order_time=_order_time(obj, target, path),
+    )
+
+
+def _samples(obj: dict[str, Any], metrics: tuple[str, ...], path: Path) -> dict[str, np.ndarray]:
+    raw = obj.get("samples", [])
+    if not isinstance(raw, list):
+        raise GateInputError(f"{path}: samples: expected a list")
+    columns: dict[str, list[float]] = {m: [] for m in metrics}
+    for i, sample in enumerate(raw):
+        if not isinstance(sample, dict):
+            raise GateInputError(f"{path}: samples[{i}]: expected an object")
+        # Warm-ups and failed requests carry no measurement the gate may use.
+        if sample.get("warmup") or sample.get("ok") is False or sample.get("error"):
+            continue
+        for metric in metrics:
+            value = sample.get(metric)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise GateInputError(f"{path}: samples[{i}].{metric}: expected a finite number >= 0, got {value!r}")
+            columns[metric].append(float(value))
+    return {m: np.asarray(v, dtype=float) for m, v in columns.items()}
+
+
+def _records(obj: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    inst = _table(obj, "instrumentation", path) or {}
+    records = inst.get("records", [])
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise GateInputError(f"{path}: instrumentation.records: expected a list of objects")
+    return records
+
+
+def _workspace_bytes(records: list[dict[str, Any]], path: Path) -> int | None:
+    sizes = []
+    for record in records:
+        if record.get("kind") != "dispatcher_init":
+            continue
+        size = record.get("workspace_size_per_rank")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise GateInputError(f"{path}: dispatcher_init.workspace_size_per_rank: expected bytes, got {size!r}")
+        sizes.append(size)
+    # The largest rank's workspace is what can OOM, so that is the number compared.
+    return max(sizes) if sizes else None
+
+
+def _oracle(obj: dict[str, Any], path: Path) -> dict[str, bool]:
+    oracle = _table(obj, "oracle", path)
+    if not oracle:
+        return {}
+    verdicts = oracle.get("verdicts") or []
+    if not isinstance(verdicts, list):
+        raise GateInputError(f"{path}: oracle.verdicts: expected a list")
+    passed: dict[str, bool] = {}
+    for i, verdict in enumerate(verdicts):
+        if not isinstance(verdict, dict) or not isinstance(verdict.get("name"), str) \
+                or not isinstance(verdict.get("passed"), bool):
+            raise GateInputError(f"{path}: oracle.verdicts[{i}]: expected {{name: str, passed: bool, ...}}")
+        passed[verdict["name"]] = verdict["passed"]
+    if not passed and isinstance(oracle.get("ok"), bool):
+        passed["oracle.ok"] = oracle["ok"]
+    return passed
+
+
+def _order_time(obj: dict[str, Any], target: dict[str, Any], path: Path) -> float | None:
+    # Commit time orders commits; the run's start time is the fallback for nightly runs.
+    for where, table, key in (("target.commit_time", target, "commit_time"),
+                              ("started_at", obj, "started_at"), ("finished_at", obj, "finished_at")):
+        value = table.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError as exc:
+                raise GateInputError(f"{path}: {where}: expected ISO 8601 or epoch seconds, got {value!r}") from exc
+        raise GateInputError(f"{path}: {where}: expected ISO 8601 or epoch seconds, got {value!r}")
+    return None
+
+
+def _table(obj: dict[str, Any], key: str, path: Path) -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise GateInputError(f"{path}: {key}: expected an object")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str, path: Path, *, required: bool = False, where: str | None = None) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise GateInputError(f"{path}: {where or key}: missing")
+        return None
+    if not isinstance(value, str):
+        raise GateInputError(f"{path}: {where or key}: expected a string, got {value!r}")
+    return value

@@ -1,0 +1,78 @@
+"""Render a gate outcome as a PR-comment Markdown table and a machine-readable verdict JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.gate.compare import GateOutcome
+from harness.gate.config import GateConfig
+
+JSON_SCHEMA_VERSION = 1
+ICON = {"regression": "🔴", "improvement": "🟢", "no_change": "⚪", "inconclusive": "🟡", "skipped": "⏭️"}
+
+
+def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
+             artifacts: dict[str, str]) -> str:
+    """The PR comment: overall verdict, one table line per scenario and metric, then links."""
+    thresholds = ", ".join(f"{r.name} ±{r.threshold:.0%}" for r in config.metrics)
+    lines = [
+        f"## Performance gate: **{outcome.verdict}** (exit {outcome.exit_code})",
+        "",
+        f"base `{base}` vs head `{head}`; median ratio head/base with a {config.confidence:.0%} bootstrap "
+        f"interval and Mann-Whitney U; thresholds {thresholds}; exact comparison for bytes, OOM, oracle.",
+        "",
+        "| scenario | metric | base | head | change [CI] | verdict | why |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in outcome.rows:
+        lines.append(f"| {r.scenario} | {r.metric} | {r.base} | {r.head} | {r.change} | "
+                     f"{ICON[r.verdict]} {r.verdict} | {_cell(r.reason)} |")
+    if outcome.problems:
+        lines += ["", "### Infrastructure problems", ""]
+        lines += [f"- {_cell(p)}" for p in outcome.problems]
+    if artifacts:
+        lines += ["", "### Artifacts", ""]
+        lines += [f"- [{label}]({link})" for label, link in artifacts.items()]
+    return "\n".join(lines) + "\n"
+
+
+def verdict_json(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
+                 artifacts: dict[str, str]) -> dict[str, Any]:
+    rows = []
+    for r in outcome.rows:
+        row: dict[str, Any] = {k: v for k, v in asdict(r).items() if k != "estimate"}
+        row["estimate"] = asdict(r.estimate) if r.estimate else None
+        rows.append(row)
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "verdict": outcome.verdict,
+        "exit_code": outcome.exit_code,
+        "base": base,
+        "head": head,
+        "config": asdict(config),
+        "rows": rows,
+        "problems": list(outcome.problems),
+        "artifacts": artifacts,
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename, so a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

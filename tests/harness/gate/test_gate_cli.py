@@ -1,0 +1,82 @@
+"""`harness gate --base DIR --head DIR`: exit codes, report files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gate_synthetic import result_obj, tpot_samples
+
+from harness.gate.cli import main
+
+
+def _runs(write_run, head_scale: float, head_workspace: int = 4096) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    base = write_run("base", {"baseline": result_obj("baseline", tpot=tpot_samples(rng, 40), workspace=4096),
+                              "a2a-token-cap": result_obj("a2a-token-cap", status="skipped")})
+    head = write_run("head", {
+        "baseline": result_obj("baseline", tpot=tpot_samples(rng, 40, scale=head_scale), workspace=head_workspace),
+        "a2a-token-cap": result_obj("a2a-token-cap", status="skipped")})
+    return base, head
+
+
+def test_pass_writes_markdown_json_and_plot(write_run, tmp_path: Path, capsys) -> None:
+    base, head = _runs(write_run, 1.0)
+    out = tmp_path / "report"
+    assert main(["--base", str(base), "--head", str(head), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Performance gate: **pass**" in text
+    assert "| baseline | tpot_ms |" in text and "| a2a-token-cap | status |" in text
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["exit_code"] == 0 and verdict["verdict"] == "pass"
+    tpot = next(r for r in verdict["rows"] if r["metric"] == "tpot_ms")
+    assert tpot["verdict"] == "no_change" and tpot["estimate"]["n_base"] == 40
+    png = out / "baseline-distributions.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "gate.md").read_text() == text
+
+
+def test_regression_exits_one_and_links_artifacts(write_run, tmp_path: Path, capsys) -> None:
+    base, head = _runs(write_run, 1.08, head_workspace=8192)
+    out = tmp_path / "report"
+    code = main(["gate", "--base", str(base), "--head", str(head), "--out", str(out), "--artifact-url",
+                 "https://ci.example/run/1/"])
+    assert code == 1
+    text = capsys.readouterr().out
+    assert "🔴 regression" in text
+    assert "(https://ci.example/run/1/baseline-distributions.png)" in text
+    rows = json.loads((out / "verdict.json").read_text())["rows"]
+    assert {r["metric"] for r in rows if r["verdict"] == "regression"} == {"tpot_ms", "workspace_bytes"}
+
+
+def test_mismatched_scenarios_exit_two(write_run, tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(1)
+    base = write_run("base", {"x": result_obj("x", tpot=tpot_samples(rng, 10))})
+    head = write_run("head", {"y": result_obj("y", tpot=tpot_samples(rng, 10))})
+    assert main(["--base", str(base), "--head", str(head), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only in base: x; only in head: y" in err[0]
+
+
+def test_corrupt_file_exits_two_naming_it(write_run, tmp_path: Path, capsys) -> None:
+    base, head = _runs(write_run, 1.0)
+    bad = head / "baseline" / "result.json"
+    bad.write_text("{\"scenario\": ", encoding="utf-8")
+    assert main(["--base", str(base), "--head", str(head), "--out", str(tmp_path / "r")]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--base", "x"], ["--base-cmd", "python"], ["--base", "a", "--head", "b", "s"]])
+def test_incomplete_arguments_exit_two(argv: list[str], capsys) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("harness gate: ")
+
+
+def test_bad_thresholds_file_exits_two(write_run, tmp_path: Path, capsys) -> None:
+    base, head = _runs(write_run, 1.0)
+    config = tmp_path / "t.toml"
+    config.write_text("[metrics.tpot_ms]\nthreshold = -1\n", encoding="utf-8")
+    assert main(["--base", str(base), "--head", str(head), "--config", str(config)]) == 2
+    assert "metrics.tpot_ms.threshold" in capsys.readouterr().err

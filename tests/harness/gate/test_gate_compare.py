@@ -1,0 +1,125 @@
+"""Scenario comparison: exact metrics, crashes, skips and the exit code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gate_synthetic import result_obj, tpot_samples
+
+from harness.gate.compare import compare_sides
+from harness.gate.config import load_config
+from harness.gate.errors import GateInputError
+from harness.gate.load import load_side
+
+CONFIG = load_config()
+METRICS = ("tpot_ms", "ttft_ms")
+
+
+def _compare(write_run, base: dict, head: dict):
+    b = load_side(write_run("base", base), METRICS)
+    h = load_side(write_run("head", head), METRICS)
+    return compare_sides(b, h, CONFIG)
+
+
+def _row(outcome, metric: str, scenario: str = "s"):
+    return next(r for r in outcome.rows if r.metric == metric and r.scenario == scenario)
+
+
+def _tpot(seed: int, scale: float = 1.0) -> np.ndarray:
+    return tpot_samples(np.random.default_rng(seed), 40, scale=scale)
+
+
+def test_identical_runs_pass(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1), workspace=4096, oracle={"a": True})},
+                   {"s": result_obj("s", tpot=_tpot(2), workspace=4096, oracle={"a": True})})
+    assert out.exit_code == 0
+    assert {r.metric: r.verdict for r in out.rows} == {
+        "capture_oom": "no_change", "workspace_bytes": "no_change", "oracle:a": "no_change",
+        "tpot_ms": "no_change", "ttft_ms": "no_change"}
+
+
+def test_any_workspace_increase_is_a_regression(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1), workspace=471_531_904)},
+                   {"s": result_obj("s", tpot=_tpot(2), workspace=471_531_905)})
+    row = _row(out, "workspace_bytes")
+    assert row.verdict == "regression" and row.change == "+1 B"
+    assert out.exit_code == 1
+
+
+def test_workspace_decrease_is_an_improvement(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1), workspace=8192)},
+                   {"s": result_obj("s", tpot=_tpot(2), workspace=4096)})
+    assert _row(out, "workspace_bytes").verdict == "improvement"
+    assert out.exit_code == 0
+
+
+def test_new_oom_at_capture_is_a_regression(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))},
+                   {"s": result_obj("s", status="failed", outcome="oom_during_cuda_graph_capture")})
+    assert _row(out, "capture_oom").verdict == "regression"
+    assert _row(out, "tpot_ms").verdict == "inconclusive"
+    assert out.exit_code == 1 and not out.problems
+
+
+def test_capture_oom_record_counts_as_oom(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))},
+                   {"s": result_obj("s", tpot=_tpot(2), capture_oom_record=True)})
+    assert _row(out, "capture_oom").verdict == "regression"
+
+
+def test_oracle_check_failing_in_head_is_a_regression(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1), oracle={"capture_num_tokens": True})},
+                   {"s": result_obj("s", tpot=_tpot(2), oracle={"capture_num_tokens": False})})
+    assert _row(out, "oracle:capture_num_tokens").verdict == "regression"
+    assert out.exit_code == 1
+
+
+def test_tpot_slowdown_is_a_regression(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))}, {"s": result_obj("s", tpot=_tpot(2, 1.06))})
+    row = _row(out, "tpot_ms")
+    assert row.verdict == "regression"
+    assert row.estimate is not None and row.estimate.ci_low > 1.02
+    assert out.verdict == "regression"
+
+
+def test_head_crash_is_the_heads_fault(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))},
+                   {"s": result_obj("s", status="failed", outcome="crash")})
+    assert _row(out, "startup").verdict == "regression"
+    assert out.exit_code == 1
+
+
+def test_base_crash_is_infrastructure(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", status="failed", outcome="timeout")},
+                   {"s": result_obj("s", tpot=_tpot(2))})
+    assert out.exit_code == 2
+    assert "base" in out.problems[0] and "result.json" in out.problems[0]
+
+
+def test_skipped_on_both_sides_is_reported_not_passed(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", status="skipped")}, {"s": result_obj("s", status="skipped")})
+    assert [(r.metric, r.verdict, r.reason) for r in out.rows] == [("status", "skipped", "needs 4 GPUs")]
+    assert out.exit_code == 0
+
+
+def test_skipped_on_one_side_only_is_infrastructure(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", status="skipped")}, {"s": result_obj("s", tpot=_tpot(2))})
+    assert out.exit_code == 2 and "skipped" in out.problems[0]
+
+
+def test_mismatched_scenarios_raise_naming_both(write_run) -> None:
+    with pytest.raises(GateInputError, match=r"only in base: a; only in head: b"):
+        _compare(write_run, {"a": result_obj("a", tpot=_tpot(1))}, {"b": result_obj("b", tpot=_tpot(2))})
+
+
+def test_rounds_directory_is_merged(write_run) -> None:
+    for i in range(2):
+        write_run(f"base/round-{i:02d}", {"s": result_obj("s", tpot=_tpot(10 + i))})
+        write_run(f"head/round-{i:02d}", {"s": result_obj("s", tpot=_tpot(20 + i, 1.05))})
+    b = load_side(write_run("base", {}), METRICS)
+    h = load_side(write_run("head", {}), METRICS)
+    assert len(b.rounds) == 2 and len(b.runs["s"]) == 2
+    out = compare_sides(b, h, CONFIG)
+    row = _row(out, "tpot_ms")
+    assert row.estimate is not None and row.estimate.n_head == 80
+    assert row.verdict == "regression"
