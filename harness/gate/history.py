@@ -1,0 +1,204 @@
+"""`harness history RESULTS_DIR`: nightly results in commit order, change points per scenario and metric.
+
+Every RESULTS_DIR/**/<scenario>/result.json is one point. Commit order comes from a commits file
+(oldest first, e.g. `git rev-list --reverse main > commits.txt`, given with --commits or found as
+RESULTS_DIR/commits.txt), else from target.commit_time, else from the run's started_at.
+Several results of one commit (re-runs) are merged into their median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.gate import plots
+from harness.gate.changepoints import ChangePointConfig, Step, exact_changes, find_steps
+from harness.gate.config import load_config
+from harness.gate.errors import GateInputError
+from harness.gate.load import RESULT_FILE, ScenarioRun, load_result
+from harness.gate.report import write_atomic, write_json
+
+COMMITS_FILE = "commits.txt"
+EXACT_METRICS = ("workspace_bytes",)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One scenario's metric across commits (oldest first) and the steps found in it."""
+
+    scenario: str
+    metric: str
+    commits: tuple[str, ...]
+    values: tuple[float, ...]
+    steps: tuple[Step, ...]
+
+    def first_commits(self) -> list[str]:
+        return [self.commits[s.index] for s in self.steps]
+
+
+@dataclass(frozen=True)
+class HistoryOptions:
+    """Inputs and knobs of one `harness history` invocation."""
+
+    results: Path
+    commits_file: Path | None
+    config: Path | None  # thresholds TOML: metrics and their practical thresholds
+    out: Path
+    beta: float
+    min_size: int
+    plots: bool
+
+
+def main(argv: list[str]) -> int:
+    """Entry point; 0 when the history was analysed, 2 on missing or bad input."""
+    if argv and argv[0] == "history":
+        argv = argv[1:]
+    args = _parser().parse_args(argv)
+    options = HistoryOptions(results=args.results_dir, commits_file=args.commits, config=args.config,
+                             out=args.out or
+                             args.results_dir / "history", beta=args.beta, min_size=args.min_size,
+                             plots=not args.no_plots)
+    try:
+        series = analyse(options)
+    except GateInputError as exc:
+        print(f"harness history: {exc}", file=sys.stderr)
+        return 2
+    print(write_history_report(series, options), end="")
+    return 0
+
+
+def analyse(options: HistoryOptions) -> list[Series]:
+    """Load, order and scan every (scenario, metric) series."""
+    if options.beta <= 0 or options.min_size < 1:
+        raise GateInputError(f"--beta must be > 0 and --min-size >= 1, got {options.beta} and {options.min_size}")
+    rules = load_config(options.config).metrics
+    runs = load_history(options.results, tuple(r.name for r in rules))
+    order = commit_order(runs, options.commits_file or _default_commits_file(options.results))
+    series = []
+    for scenario in sorted({r.scenario for r in runs}):
+        mine = [r for r in runs if r.scenario == scenario and r.status == "ok"]
+        for rule in rules:
+            cfg = ChangePointConfig(beta=options.beta, min_size=options.min_size, min_rel_step=rule.threshold)
+            commits, values = _per_commit(mine, order, lambda r, m=rule.name: _median(r.values(m)))
+            if commits:
+                series.append(Series(scenario, rule.name, commits, values, tuple(find_steps(np.array(values), cfg))))
+        commits, values = _per_commit(mine, order, lambda r: r.workspace_bytes)
+        if commits:
+            series.append(Series(scenario, "workspace_bytes", commits, values,
+                                 tuple(exact_changes(np.array(values)))))
+    return series
+
+
+def load_history(results: Path, metrics: tuple[str, ...]) -> list[ScenarioRun]:
+    if not results.is_dir():
+        raise GateInputError(f"{results}: results directory not found")
+    paths = sorted(results.glob(f"**/{RESULT_FILE}"))
+    if not paths:
+        raise GateInputError(f"{results}: no {RESULT_FILE} found")
+    runs = [load_result(p, metrics) for p in paths]
+    for run in runs:
+        if not run.commit:
+            raise GateInputError(f"{run.path}: target.commit: missing; history orders results by commit")
+    return runs
+
+
+def commit_order(runs: list[ScenarioRun], commits_file: Path | None) -> dict[str, float]:
+    """Commit -> sort key: position in the commits file, else the earliest time seen for it."""
+    if commits_file is not None:
+        try:
+            listed = [c.strip() for c in commits_file.read_text(encoding="utf-8").split() if c.strip()]
+        except OSError as exc:
+            raise GateInputError(f"{commits_file}: cannot read commits file: {exc.strerror}") from exc
+        order: dict[str, float] = {}
+        for run in runs:
+            pos = _position(run.commit or "", listed)
+            if pos is None:
+                raise GateInputError(f"{run.path}: target.commit {run.commit} is not in {commits_file}")
+            order[run.commit or ""] = pos
+        return order
+    times: dict[str, float] = {}
+    for run in runs:
+        if run.order_time is None:
+            raise GateInputError(f"{run.path}: no target.commit_time or started_at to order it by; "
+                                 f"add one or give --commits FILE (oldest first)")
+        commit = run.commit or ""
+        times[commit] = min(times.get(commit, run.order_time), run.order_time)
+    return times
+
+
+def _position(commit: str, listed: list[str]) -> int | None:
+    # Either side may be abbreviated: match by prefix.
+    for i, c in enumerate(listed):
+        if c.startswith(commit) or commit.startswith(c):
+            return i
+    return None
+
+
+def _per_commit(runs: list[ScenarioRun], order: dict[str, float],
+                value_of: Callable[[ScenarioRun], float | None]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    by_commit: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        value = value_of(run)
+        if value is not None:
+            by_commit[run.commit or ""].append(float(value))
+    commits = sorted(by_commit, key=lambda c: (order[c], c))
+    return tuple(commits), tuple(float(np.median(by_commit[c])) for c in commits)
+
+
+def _median(values: np.ndarray) -> float | None:
+    return float(np.median(values)) if values.size else None
+
+
+def write_history_report(series: list[Series], options: HistoryOptions) -> str:
+    """history.md, history.json and one PNG per series with steps (or all when few)."""
+    lines = ["## Nightly history: change points", "",
+             f"penalty {options.beta} x log(n) (noise-normalised kernel CPD, linear kernel), "
+             f"min segment {options.min_size} commits; steps smaller than the metric's gate threshold "
+             "are merged; workspace bytes: every change.", "",
+             "| scenario | metric | commits | first commit of step | before | after | change |",
+             "|---|---|---|---|---|---|---|"]
+    records = []
+    for s in series:
+        plot = None
+        if options.plots and len(s.values) > 1:
+            plot = plots.history(options.out / f"{s.scenario}-{s.metric}.png", f"{s.scenario}: {s.metric}",
+                                 s.metric, s.commits, np.array(s.values), [st.index for st in s.steps])
+        for st, commit in zip(s.steps, s.first_commits(), strict=True):
+            lines.append(f"| {s.scenario} | {s.metric} | {len(s.values)} | `{commit}` | {st.before:.4g} | "
+                         f"{st.after:.4g} | {st.relative:+.2%} |")
+        if not s.steps:
+            lines.append(f"| {s.scenario} | {s.metric} | {len(s.values)} | none | - | - | - |")
+        records.append({"scenario": s.scenario, "metric": s.metric, "commits": list(s.commits),
+                        "values": list(s.values), "plot": plot.name if plot else None,
+                        "steps": [{**asdict(st), "commit": c, "relative": st.relative}
+                                  for st, c in zip(s.steps, s.first_commits(), strict=True)]})
+    text = "\n".join(lines) + "\n"
+    write_atomic(options.out / "history.md", text)
+    write_json(options.out / "history.json", {"schema_version": 1, "beta": options.beta,
+                                              "min_size": options.min_size, "series": records})
+    return text
+
+
+def _default_commits_file(results: Path) -> Path | None:
+    path = results / COMMITS_FILE
+    return path if path.is_file() else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness history", description=__doc__.splitlines()[0])
+    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="directory of nightly run directories")
+    p.add_argument("--commits", type=Path, default=None, help="commit order, oldest first, one per line")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default RESULTS_DIR/history)")
+    p.add_argument("--beta", type=float, default=ChangePointConfig.beta,
+                   help="penalty per change point, times log(n), in noise-variance units (default 4)")
+    p.add_argument("--min-size", type=int, default=ChangePointConfig.min_size,
+                   help="fewest commits in a segment (default 2)")
+    p.add_argument("--config", type=Path, default=None, help="thresholds TOML (default: the packaged one)")
+    p.add_argument("--no-plots", action="store_true")
+    return p
