@@ -21,8 +21,8 @@ from reference_impl.inputs import GpuSpec, ModelConfig, OracleInput, Runtime, Se
 class OracleSpec(Protocol):
     dispatch_dtype: str
     dp_global_num_tokens: Sequence[int] | None
-    local_num_tokens: int
-    batch_size: int
+    local_num_tokens: int | None
+    batch_size: int | None
     gpu: str | None
     expect: Sequence[tuple[str, Any]]
 
@@ -98,12 +98,20 @@ def oracle_input(scenario: ScenarioLike) -> OracleInput:
         dispatch_dtype=spec.dispatch_dtype,
         runtime=Runtime(
             dp_global_num_tokens=None if dp_global is None else tuple(int(n) for n in dp_global),
-            local_num_tokens=int(spec.local_num_tokens),
-            batch_size=int(spec.batch_size),
+            local_num_tokens=_local_tokens(spec),
+            batch_size=_batch_size(spec),
         ),
         gpu=GpuSpec(name=spec.gpu) if spec.gpu else GpuSpec(),
         fixes=FixSet.all_applied(),
     )
+
+
+def _local_tokens(spec: OracleSpec) -> int:
+    return 1 if spec.local_num_tokens is None else int(spec.local_num_tokens)
+
+
+def _batch_size(spec: OracleSpec) -> int:
+    return 1 if spec.batch_size is None else int(spec.batch_size)
 
 
 def _server_args(pairs: Iterable[tuple[str, Any]]) -> ServerArgs:
@@ -233,16 +241,19 @@ def _dispatch_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], recor
     if expected is None:
         return []
     spec = scenario.oracle
+    local = _local_tokens(spec)
+    # The oracle evaluates one geometry: the dispatches (capture or eager) with the same local token
+    # count, and the same dp_global list when the scenario names one.
     want_global = None if spec.dp_global_num_tokens is None else [int(n) for n in spec.dp_global_num_tokens]
-    matching = [r for r in records if r["phase"] == "eager" and r["local_num_tokens"] == spec.local_num_tokens
-                and r["dp_global_num_tokens"] == want_global]
+    matching = [r for r in records if r["local_num_tokens"] == local
+                and (want_global is None or r["dp_global_num_tokens"] == want_global)]
     values = [r["runtime_max_tokens_per_rank"] for r in matching]
-    verdict = _observe_one("runtime_max_tokens_per_rank", expected, values, "eager dispatch", "dispatch",
-                           missing)
+    verdict = _observe_one("runtime_max_tokens_per_rank", expected, values, "dispatch", "dispatch", missing)
     if not matching and records:
         verdict = dataclasses.replace(verdict, detail=(
-            f"no eager dispatch with local_num_tokens={spec.local_num_tokens} and "
-            f"dp_global_num_tokens={want_global} among {len(records)} dispatch record(s)"))
+            f"no dispatch with local_num_tokens={local}"
+            + ("" if want_global is None else f" and dp_global_num_tokens={want_global}")
+            + f" among {len(records)} dispatch record(s)"))
     return [verdict]
 
 
@@ -262,7 +273,7 @@ def _capture_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded
                       missing: dict[str, str]) -> list[Verdict]:
     out: list[Verdict] = []
     captures = loaded.of_kind("cuda_graph_capture")
-    batch = scenario.oracle.batch_size
+    batch = _batch_size(scenario.oracle)
     # The graph a batch of `batch` requests replays is the smallest captured one that fits it.
     serving = sorted((r for r in captures if r["batch_size"] >= batch), key=lambda r: r["batch_size"])
     serving = [r for r in serving if r["batch_size"] == serving[0]["batch_size"]] if serving else []

@@ -1,7 +1,458 @@
-"""Hooks on sglang targets (placeholder until the full set lands): installs nothing yet."""
+"""Wrappers that record sglang's MoE/parallel values as the server runs (stdlib only; never raises).
+
+Each wrapper calls the original first-class, records around it, and swallows its own errors; an
+exception of the original always propagates unchanged.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from .finder import PostImportFinder
+from .records import ENV_DIR, ENV_RANK, RecordWriter
+from .targets import TARGETS, Candidate, HookTarget, module_file
+
+ENV_EAGER_CALLS = "HARNESS_INSTRUMENT_EAGER_CALLS"
+DEFAULT_EAGER_CALLS = 16
+_GATHER_FUNCS = ("require_attn_tp_gather", "require_mlp_tp_gather", "require_gathered_buffer",
+                 "require_mlp_sync")
+
+
+class Probe:
+    """Per-process probe state: the lazily opened writer, capture nesting, eager-call budgets."""
+
+    def __init__(self, directory: str, target: str, eager_calls: int) -> None:
+        self.directory = directory
+        self.target = target
+        self.eager_calls = eager_calls
+        self.capturing = 0
+        self._writer: RecordWriter | None = None
+        self._eager_left: dict[str, int] = {}
+        self._once: set[str] = set()
+        self._oom_seen: set[int] = set()
+        # Payload bytes seen by the workspace-size call inside the dispatcher constructor.
+        self.last_payload: tuple[Any, Any] = (None, None)
+
+    # --- writing -------------------------------------------------------------------------------
+    def write(self, kind: str, **fields: Any) -> None:
+        try:
+            writer = self._writer or self._open()
+            writer.rank = _current_rank(writer.rank)
+            writer.write(kind, **fields)
+        except Exception as exc:
+            sys.stderr.write(f"harness probe: cannot write {kind} record ({type(exc).__name__}: {exc})\n")
+
+    def _open(self) -> RecordWriter:
+        # Opened on the first record, so processes that never touch sglang leave no file behind.
+        self._writer = RecordWriter(self.directory, rank=int(os.environ.get(ENV_RANK, "0")))
+        self._writer.write("process_start", target=self.target, target_version=_sglang_version())
+        return self._writer
+
+    def once(self, key: str) -> bool:
+        """True the first time `key` is seen in this process."""
+        if key in self._once:
+            return False
+        self._once.add(key)
+        return True
+
+    def phase(self) -> str:
+        return "capture" if self.capturing or _stream_capturing() else "eager"
+
+    def should_record(self, kind: str) -> bool:
+        """Every call during capture; the first `eager_calls` eager calls per kind."""
+        if self.phase() == "capture":
+            return True
+        left = self._eager_left.get(kind, self.eager_calls)
+        if left <= 0:
+            return False
+        self._eager_left[kind] = left - 1
+        return True
+
+    def record_oom(self, exc: BaseException, batch_size: int | None, num_tokens: int | None) -> None:
+        if id(exc) in self._oom_seen or not is_oom(exc):
+            return
+        self._oom_seen.add(id(exc))
+        message = str(exc)
+        requested, free = parse_oom_message(message)
+        self.write("capture_oom", batch_size=batch_size, num_tokens=num_tokens, requested_bytes=requested,
+                   free_bytes=free, message=message[:2000])
+
+    # --- installing ----------------------------------------------------------------------------
+    def finder(self) -> PostImportFinder:
+        on_import: dict[str, list[Callable[[ModuleType], None]]] = {}
+        for target in TARGETS:
+            for cand in target.candidates:
+                on_import.setdefault(cand.module, []).append(functools.partial(self._hook, target, cand))
+        return PostImportFinder(on_import, on_spec={"sglang": self._check_tree})
+
+    def _check_tree(self, _name: str, spec: Any) -> None:
+        """When `sglang` is found, report targets with no candidate module in this sglang tree."""
+        locations = list(spec.submodule_search_locations or [])
+        if not locations:
+            return
+        root = os.path.dirname(locations[0])
+        from pathlib import Path
+
+        for target in TARGETS:
+            if not any(module_file(Path(root), c.module) for c in target.candidates):
+                modules = ", ".join(c.module for c in target.candidates)
+                self.write("hook_missing", target=target.name,
+                           reason=f"no module {modules} in sglang {_sglang_version()} at {root}")
+
+    def _hook(self, target: HookTarget, cand: Candidate, module: ModuleType) -> None:
+        missing = [a for a in cand.attrs if _lookup(module, a) is None]
+        if missing:
+            self.write("hook_missing", target=target.name,
+                       reason=f"{cand.module} has no {', '.join(missing)}")
+            return
+        install = _INSTALLERS[target.name]
+        try:
+            install(self, module, cand)
+        except Exception as exc:
+            self.write("hook_missing", target=target.name,
+                       reason=f"{cand.module}: cannot wrap ({type(exc).__name__}: {exc})")
+            return
+        self.write("hook_installed", target=target.name, module=cand.module, attrs=list(cand.attrs))
+
+
+# --- attribute plumbing ------------------------------------------------------------------------
+def _lookup(module: ModuleType, attr_path: str) -> Any:
+    owner: Any = module
+    for part in attr_path.split("."):
+        owner = inspect.getattr_static(owner, part, None) if isinstance(owner, type) else getattr(
+            owner, part, None)
+        if owner is None:
+            return None
+    return owner
+
+
+def _replace(module: ModuleType, attr_path: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]
+             ) -> None:
+    """Replace a function, method, classmethod or staticmethod by `make(original)`."""
+    head, _, rest = attr_path.partition(".")
+    if not rest:
+        original = getattr(module, head)
+        setattr(module, head, functools.wraps(original)(make(original)))
+        return
+    cls = getattr(module, head)
+    raw = inspect.getattr_static(cls, rest)
+    if isinstance(raw, classmethod):
+        func = raw.__func__
+        setattr(cls, rest, classmethod(functools.wraps(func)(make(func))))
+    elif isinstance(raw, staticmethod):
+        func = raw.__func__
+        setattr(cls, rest, staticmethod(functools.wraps(func)(make(func))))
+    else:
+        setattr(cls, rest, functools.wraps(raw)(make(raw)))
+
+
+# --- installers, one per target ----------------------------------------------------------------
+def _install_dispatcher_payload(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            size = original(*args, **kwargs)
+            try:
+                bound = inspect.signature(original).bind(*args, **kwargs).arguments
+                probe.last_payload = (bound.get("total_dispatch_payload_size_per_token"),
+                                      bound.get("combine_payload_size_per_token"))
+            except Exception:
+                probe.last_payload = (None, None)
+            return size
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_dispatcher_init(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+            probe.last_payload = (None, None)
+            original(self, *args, **kwargs)
+            dispatch_bytes, combine_bytes = probe.last_payload
+            max_tokens = getattr(self, "max_num_tokens", None)
+            ep_size = getattr(self, "ep_size", None)
+            probe.write("dispatcher_init", ep_size=ep_size, ep_rank=getattr(self, "ep_rank", None),
+                        max_num_tokens=max_tokens, dispatch_payload_bytes_per_token=dispatch_bytes,
+                        combine_payload_bytes_per_token=combine_bytes,
+                        workspace_size_per_rank=getattr(self, "workspace_size", None),
+                        payload_in_workspace=getattr(self, "payload_in_workspace", None))
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_dispatch(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(self, *args, **kwargs)
+            if probe.should_record("dispatch"):
+                hidden_states = args[0] if args else kwargs.get("hidden_states")
+                dp_global = _dp_global_num_tokens()
+                probe.write("dispatch", phase=probe.phase(),
+                            runtime_max_tokens_per_rank=getattr(self, "runtime_max_tokens_per_rank", None),
+                            local_num_tokens=_rows(hidden_states), dp_global_num_tokens=dp_global)
+            return out
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_attn_tp_gather(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    originals = {name: getattr(module, name) for name in _GATHER_FUNCS}
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            if probe.once("attn_tp_gather"):
+                # The four predicates take the same arguments (server_args in 0.5.16, none in 0.5.23).
+                values = {name: _try(lambda f=f: bool(f(*args, **kwargs))) for name, f in originals.items()}
+                probe.write("attn_tp_gather", **values)
+            return result
+        return wrapper
+
+    for name in _GATHER_FUNCS:
+        _replace(module, name, make)
+
+
+def _install_set_dp_buffer_len(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(cls, *args, **kwargs)
+            if probe.should_record("set_dp_buffer_len"):
+                bound = _bind(original, cls, *args, **kwargs)
+                tokens = bound.get("global_num_tokens")
+                probe.write("set_dp_buffer_len", phase=probe.phase(),
+                            global_dp_buffer_len=bound.get("global_dp_buffer_len"),
+                            local_dp_buffer_len=bound.get("local_dp_buffer_len"),
+                            global_num_tokens=None if tokens is None else [int(n) for n in tokens])
+            return out
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_gathered_buffer(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            allocated = bool(getattr(self, "require_gathered_buffer", False))
+            probe.write("gathered_buffer", allocated=allocated,
+                        num_tokens=getattr(self, "max_num_token", None) if allocated else 0,
+                        runner=type(self).__name__)
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_cuda_graph_capture(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            size = args[0] if args else kwargs.get("size", kwargs.get("bs"))
+            width = getattr(self, "captured_req_width", None) or getattr(self, "num_tokens_per_bs", None) or 1
+            num_tokens = _try(lambda: int(size) * int(width))
+            before = _memory()
+            tic = time.perf_counter()
+            probe.capturing += 1
+            try:
+                out = original(self, *args, **kwargs)
+            except BaseException as exc:
+                probe.record_oom(exc, _try(lambda: int(size)), num_tokens)
+                raise
+            finally:
+                probe.capturing -= 1
+            elapsed = time.perf_counter() - tic
+            after = _memory()
+            probe.write("cuda_graph_capture", batch_size=_try(lambda: int(size)), num_tokens=num_tokens,
+                        mem_free_before=before[0], mem_free_after=after[0], allocated_before=before[1],
+                        allocated_after=after[1], elapsed_s=elapsed)
+            return out
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_capture_oom(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(*args, **kwargs)
+            except BaseException as exc:
+                # OOMs outside one capture (e.g. the eager runner's static buffers) have no batch size.
+                probe.record_oom(exc, None, None)
+                raise
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def _install_mlp_scatter_mode(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            modes = original(cls, *args, **kwargs)
+            mode = getattr(modes, "mlp_mode", None)
+            probe.write("mlp_scatter_mode", layer_id=kwargs.get("layer_id"),
+                        is_sparse=kwargs.get("is_layer_sparse"), mode=getattr(mode, "name", str(mode)))
+            return modes
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+# initialize_model_parallel's keyword names per version (0.5.16 first, 0.5.23 second).
+_DP_ARG = ("attention_data_parallel_size", "attn_dp_size")
+_MOE_DP_ARG = ("moe_data_model_parallel_size", "moe_dp_size")
+
+
+def _install_parallel_groups(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            bound = _bind(original, *args, **kwargs)
+
+            def size(getter: str) -> Any:
+                return _try(lambda: int(getattr(module, getter)()))
+
+            alias = _try(lambda: module.get_moe_dp_group() is module.get_attn_cp_group())
+            probe.write("parallel_groups", tp_size=size("get_tensor_model_parallel_world_size"),
+                        dp_size=_first(bound, _DP_ARG), ep_size=size("get_moe_expert_parallel_world_size"),
+                        attn_tp_size=size("get_attn_tensor_model_parallel_world_size"),
+                        attn_cp_size=size("get_attn_context_model_parallel_world_size"),
+                        moe_dp_size=_first(bound, _MOE_DP_ARG),
+                        moe_dp_group_size=size("get_moe_data_parallel_world_size"),
+                        moe_dp_group_is_attn_cp_group=alias)
+            return out
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+_INSTALLERS: dict[str, Callable[[Probe, ModuleType, Candidate], None]] = {
+    "dispatcher_init": _install_dispatcher_init,
+    "dispatcher_payload": _install_dispatcher_payload,
+    "dispatch": _install_dispatch,
+    "attn_tp_gather": _install_attn_tp_gather,
+    "set_dp_buffer_len": _install_set_dp_buffer_len,
+    "gathered_buffer": _install_gathered_buffer,
+    "cuda_graph_capture": _install_cuda_graph_capture,
+    "capture_oom": _install_capture_oom,
+    "mlp_scatter_mode": _install_mlp_scatter_mode,
+    "parallel_groups": _install_parallel_groups,
+}
+
+
+# --- small readers, all tolerant ----------------------------------------------------------------
+def _try(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def _first(bound: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        if name in bound:
+            return bound[name]
+    return None
+
+
+def _bind(func: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Arguments by parameter name, defaults included; {} if they do not bind."""
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return {}
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _rows(tensor: Any) -> Any:
+    return _try(lambda: int(tensor.shape[0]))
+
+
+def _dp_global_num_tokens() -> Any:
+    dp_attention = sys.modules.get("sglang.srt.layers.dp_attention")
+    tokens = _try(lambda: dp_attention.get_dp_global_num_tokens()) if dp_attention else None
+    return None if tokens is None else _try(lambda: [int(n) for n in tokens])
+
+
+def _memory() -> tuple[Any, Any]:
+    """(free bytes on the device, bytes allocated by torch), or Nones without CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is None or not _try(torch.cuda.is_available):
+        return None, None
+    free = _try(lambda: int(torch.cuda.mem_get_info()[0]))
+    return free, _try(lambda: int(torch.cuda.memory_allocated()))
+
+
+def _stream_capturing() -> bool:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    return bool(_try(lambda: torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()))
+
+
+def _current_rank(default: int) -> int:
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and _try(lambda: dist.is_available() and dist.is_initialized()):
+        rank = _try(dist.get_rank)
+        if isinstance(rank, int):
+            return rank
+    return default
+
+
+def _sglang_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("sglang")
+    except Exception:
+        module = sys.modules.get("sglang.version")
+        return getattr(module, "__version__", None)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (any alias) or a RuntimeError carrying CUDA's out-of-memory message."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "OutOfMemoryError" in names or "out of memory" in str(exc).lower()
+
+
+_UNITS = {"B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4,
+          "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_REQUESTED = re.compile(r"Tried to allocate ([0-9.]+) ?([KMGT]i?B|B)", re.IGNORECASE)
+_FREE = re.compile(r"of which ([0-9.]+) ?([KMGT]i?B|B) (?:is )?free", re.IGNORECASE)
+
+
+def parse_oom_message(message: str) -> tuple[int | None, int | None]:
+    """(requested bytes, free bytes) from torch's OOM message; None where the message lacks one."""
+    def grab(pattern: re.Pattern[str]) -> int | None:
+        match = pattern.search(message)
+        if not match:
+            return None
+        return round(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+    return grab(_REQUESTED), grab(_FREE)
+
 
 def install_sglang_hooks() -> None:
-    return None
+    """Put the probe's finder first on sys.meta_path (no-op without HARNESS_INSTRUMENT_DIR)."""
+    directory = os.environ.get(ENV_DIR)
+    if not directory:
+        return
+    if any(isinstance(f, PostImportFinder) for f in sys.meta_path):
+        return
+    try:
+        eager_calls = int(os.environ.get(ENV_EAGER_CALLS, DEFAULT_EAGER_CALLS))
+    except ValueError:
+        eager_calls = DEFAULT_EAGER_CALLS
+    probe = Probe(directory, os.environ.get("HARNESS_INSTRUMENT_TARGET", "sglang"), eager_calls)
+    finder = probe.finder()
+    sys.meta_path.insert(0, finder)
+    finder.run_for_loaded()
