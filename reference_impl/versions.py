@@ -1,0 +1,28 @@
+"""The sglang / flashinfer version switch: which later rule changes apply."""
+
+from __future__ import annotations
+
+SUPPORTED_SGLANG_VERSIONS: tuple[str, ...] = ("0.5.16", "0.5.23")
+SUPPORTED_FLASHINFER_VERSIONS: tuple[str, ...] = ("0.6.14", "0.7")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'0.5.23' -> (0, 5, 23); raises ValueError on anything that is not dotted integers."""
+    parts = version.strip().split(".")
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not a dotted numeric version: {version!r}")
+    return tuple(int(p) for p in parts)
+
+
+def sglang_at_least(version: str, minimum: str) -> bool:
+    return version_tuple(version) >= version_tuple(minimum)
+
+
+def flashinfer_has_eplb_region(flashinfer: str) -> bool:
+    """flashinfer 0.7.x added the EPLB gathered-stats region to the A2A aux data (0.6.14 has none)."""
+    return version_tuple(flashinfer)[:2] >= (0, 7)
+
+
+def flashinfer_for_sglang(sglang_version: str) -> str:
+    """The flashinfer-python each sglang release pins (0.5.16 -> 0.6.14; 0.5.23 -> 0.7.x)."""
+    return "0.7" if sglang_at_least(sglang_version, "0.5.23") else "0.6.14"
