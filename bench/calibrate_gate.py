@@ -1,0 +1,167 @@
+"""Live calibration of the PR gate on the reference engine: false alarm and detection rates.
+
+For each condition (A/A, then head slowed by --inject-decode-delay-us = 1, 2, 3, 5, 10% of the
+measured base TPOT) it runs base and head servers interleaved through the gate's own pipeline
+(harness.gate.interleave), keeps the per-request TPOT of every server start as a pool, then
+simulates many gate decisions on subsamples (harness.gate.calibration) per request count.
+
+    python bench/calibrate_gate.py --out results/calibration            # CPU defaults
+    python bench/calibrate_gate.py --out DIR --device cuda --pool-requests 200
+    python bench/calibrate_gate.py --out DIR --from-pools DIR/pools.json  # re-evaluate only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.gate import plots
+from harness.gate.calibration import METRIC, Pool, Rate, TrialPlan, evaluate, markdown_table
+from harness.gate.config import load_config
+from harness.gate.interleave import InterleavePlan, RunSide, run_interleaved
+from harness.gate.load import load_side
+from harness.gate.report import write_atomic, write_json
+
+SLOWDOWNS = (0.01, 0.02, 0.03, 0.05, 0.10)
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """Live collection and evaluation settings."""
+
+    out: Path
+    scenario: str = "baseline"
+    device: str | None = None  # passed to the engine as --device when set
+    slowdowns: tuple[float, ...] = SLOWDOWNS
+    pool_rounds: int = 4       # interleaved rounds collected per condition (server starts per side)
+    pool_requests: int = 40    # measured requests per server start
+    warmups: int | None = None
+    request_counts: tuple[int, ...] = (10, 20, 40)
+    rounds: int = 2            # rounds per side in one simulated gate decision
+    trials: int = 200
+    thresholds: tuple[float, ...] = (0.01, 0.02)
+    seed: int = 7
+
+
+def engine_cmd(plan: CalibrationPlan, delay_us: int) -> tuple[str, ...]:
+    cmd = [sys.executable, "-m", "reference_impl.engine"]
+    if plan.device:
+        cmd += ["--device", plan.device]
+    if delay_us:
+        cmd += ["--inject-decode-delay-us", str(delay_us)]
+    return tuple(cmd)
+
+
+def collect(plan: CalibrationPlan, run_side: RunSide | None = None) -> list[Pool]:
+    """Run A/A first (it also measures base TPOT), then one A/B pool per slowdown."""
+    pools = [_collect_one(plan, 0.0, 0, run_side)]
+    tpot_us = float(np.median(np.concatenate(pools[0].base))) * 1000.0
+    for slowdown in plan.slowdowns:
+        pools.append(_collect_one(plan, slowdown, round(slowdown * tpot_us), run_side))
+        save_pools(plan.out / "pools.json", pools)
+    return pools
+
+
+def _collect_one(plan: CalibrationPlan, slowdown: float, delay_us: int, run_side: RunSide | None) -> Pool:
+    name = "aa" if delay_us == 0 else f"ab-{slowdown * 100:g}pct"
+    started = time.monotonic()
+    base_dir, head_dir = run_interleaved(InterleavePlan(
+        scenarios=(plan.scenario,), base_cmd=engine_cmd(plan, 0), head_cmd=engine_cmd(plan, delay_us),
+        rounds=plan.pool_rounds, requests=plan.pool_requests, warmups=plan.warmups, target="reference",
+        out=plan.out / "runs" / name), run_side)
+    base = load_side(base_dir, (METRIC,)).runs[plan.scenario]
+    head = load_side(head_dir, (METRIC,)).runs[plan.scenario]
+    pool = Pool(slowdown, delay_us, tuple(r.values(METRIC) for r in base), tuple(r.values(METRIC) for r in head))
+    print(f"[calibrate] {name}: delay {delay_us} us, measured {pool.measured_ratio() - 1:+.2%} "
+          f"in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return pool
+
+
+def save_pools(path: Path, pools: list[Pool]) -> None:
+    write_json(path, {"schema_version": 1, "metric": METRIC, "pools": [
+        {"slowdown": p.slowdown, "delay_us": p.delay_us, "base": [r.tolist() for r in p.base],
+         "head": [r.tolist() for r in p.head]} for p in pools]})
+
+
+def load_pools(path: Path) -> list[Pool]:
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    return [Pool(p["slowdown"], p["delay_us"], tuple(np.asarray(r) for r in p["base"]),
+                 tuple(np.asarray(r) for r in p["head"])) for p in obj["pools"]]
+
+
+def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: str) -> str:
+    """calibration.md (one table per threshold), calibration.json and calibration.png."""
+    config = load_config()
+    default = config.rule(METRIC).threshold
+    tpot = float(np.median(np.concatenate(pools[0].base)))
+    lines = [f"# Gate calibration ({where})", "",
+             f"Scenario `{plan.scenario}`, base TPOT median {tpot:.3f} ms; pools of {len(pools[0].base)} "
+             f"interleaved rounds x {pools[0].base[0].size} requests per condition; each simulated decision uses "
+             f"{plan.rounds} rounds per side; {plan.trials} trials per cell. Cells: share of trials with verdict "
+             "`regression` [Wilson 95%]; A/A row = false alarm rate.", ""]
+    for t in plan.thresholds:
+        mark = " (default)" if t == default else ""
+        lines += [f"## TPOT threshold {t:.0%}{mark}", "", markdown_table(rates, pools, t)]
+    text = "\n".join(lines)
+    write_atomic(plan.out / "calibration.md", text)
+    write_json(plan.out / "calibration.json", {
+        "schema_version": 1, "where": where, "plan": {k: str(v) if isinstance(v, Path) else v
+                                                      for k, v in asdict(plan).items()},
+        "base_tpot_ms": tpot, "measured_ratio": {str(p.slowdown): p.measured_ratio() for p in pools},
+        "rates": [{**asdict(r), "rate": r.rate, "interval": r.interval()} for r in rates]})
+    chosen = [r for r in rates if r.threshold == default]
+    slowdowns = [p.slowdown for p in pools if p.slowdown > 0]
+    by = {(r.slowdown, r.requests): r.rate for r in chosen}
+    counts = sorted({r.requests for r in chosen})
+    plots.calibration(plan.out / "calibration.png", slowdowns,
+                      {n: [by[(s, n)] for s in slowdowns] for n in counts}, {n: by[(0.0, n)] for n in counts},
+                      f"gate calibration, TPOT threshold {default:.0%} ({where})")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plan = CalibrationPlan(
+        out=args.out, scenario=args.scenario, device=args.device, slowdowns=_floats(args.slowdowns),
+        pool_rounds=args.pool_rounds, pool_requests=args.pool_requests, warmups=args.warmups,
+        request_counts=tuple(int(x) for x in args.request_counts.split(",")), rounds=args.rounds,
+        trials=args.trials, thresholds=_floats(args.thresholds))
+    pools = load_pools(args.from_pools) if args.from_pools else collect(plan)
+    if not args.from_pools:
+        save_pools(plan.out / "pools.json", pools)
+    trial_plan = TrialPlan(plan.request_counts, plan.rounds, plan.trials, plan.seed)
+    rates = evaluate(pools, trial_plan, load_config(), plan.thresholds)
+    print(report(plan, pools, rates, args.where))
+    return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(","))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--scenario", default="baseline")
+    p.add_argument("--device", default=None, help="engine --device (cpu|cuda); default: the engine's")
+    p.add_argument("--slowdowns", default=",".join(str(s) for s in SLOWDOWNS))
+    p.add_argument("--pool-rounds", type=int, default=4)
+    p.add_argument("--pool-requests", type=int, default=40)
+    p.add_argument("--warmups", type=int, default=None)
+    p.add_argument("--request-counts", default="10,20,40")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--thresholds", default="0.01,0.02")
+    p.add_argument("--where", default="CPU, this machine", help="label for the report (machine/device)")
+    p.add_argument("--from-pools", type=Path, default=None, help="re-evaluate a saved pools.json")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())
