@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from harness.wheelhouse.batches import split_batches
@@ -33,7 +33,7 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
     """Produce config.out/batch-N/ directories and manifest.json; returns the manifest."""
     image = read_image(config.image)
     source = PipSource(config.find_links, config.no_index)
-    roots = [Requirement(f"sglang=={config.sglang_version}"), *(_extra(r) for r in config.extra_requirements)]
+    roots = [Requirement(f"sglang=={config.sglang_version}"), *map(Requirement, config.extra_requirements)]
     resolution = resolve(roots, profile, image, config.downloads, config.python_version, source)
     config.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.out))
@@ -86,13 +86,6 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, config.out / MANIFEST)
     return manifest
-
-
-def _extra(text: str) -> Requirement:
-    try:
-        return Requirement(text)
-    except InvalidRequirement as exc:
-        raise WheelhouseError(f"--extra: not a requirement: {text!r} ({exc})") from exc
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

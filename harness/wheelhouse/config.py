@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from harness.wheelhouse.errors import WheelhouseError
 
 ARCHES = ("sm90", "sm100")
@@ -36,6 +38,12 @@ class WheelhouseConfig:
             raise WheelhouseError(f"--arch: expected one of {', '.join(ARCHES)}, got {self.arch!r}")
         if self.batch_limit_bytes < MIB:
             raise WheelhouseError(f"--batch-mib: expected at least 1 MiB, got {self.batch_limit_bytes} bytes")
+        for text in self.extra_requirements:
+            try:
+                Requirement(text)
+            except InvalidRequirement as exc:
+                reason = str(exc).splitlines()[0]
+                raise WheelhouseError(f"--extra: not a requirement: {text!r} ({reason})") from exc
         if not self.image.is_file():
             raise WheelhouseError(f"--image: no such file: {self.image}")
 

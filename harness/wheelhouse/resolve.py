@@ -152,7 +152,7 @@ def _parse(line: str, wheel: Path) -> Requirement:
     try:
         req = Requirement(line)
     except InvalidRequirement as exc:
-        raise WheelhouseError(f"{wheel.name}: unreadable Requires-Dist {line!r} ({exc})") from exc
+        raise WheelhouseError(f"{wheel.name}: unreadable Requires-Dist {line!r} ({str(exc).splitlines()[0]})") from exc
     if req.url:
         raise WheelhouseError(f"{wheel.name}: Requires-Dist {line!r} points at a URL; cannot fetch offline")
     return req

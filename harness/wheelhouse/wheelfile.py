@@ -92,33 +92,40 @@ def write_wheel(path: Path, entries: Iterable[WheelEntry], record_path: str) -> 
 
 def verify_wheel(path: Path) -> list[str]:
     """Problems with a wheel's RECORD: unlisted files, listed-but-missing files, wrong hash or size."""
-    problems: list[str] = []
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         return [f"{path.name}: not a readable zip ({exc})"]
-    with zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        info = dist_info_dir(names, path)
-        record_path = f"{info}/RECORD"
-        if record_path not in names:
-            return [f"{path.name}: no {record_path}"]
-        listed: dict[str, tuple[str, str]] = {}
-        for row in csv.reader(io.StringIO(zf.read(record_path).decode("utf-8"))):
-            if row:
-                listed[row[0]] = (row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else "")
-        for name in names:
-            if name == record_path or name.startswith(f"{info}/RECORD."):
-                continue
-            if name not in listed:
-                problems.append(f"{path.name}: {name} is not in RECORD")
-                continue
-            data = zf.read(name)
-            digest, size = listed[name]
-            if digest != record_hash(data):
-                problems.append(f"{path.name}: {name} hash does not match RECORD")
-            if size != str(len(data)):
-                problems.append(f"{path.name}: {name} size {len(data)} does not match RECORD ({size})")
-        problems.extend(f"{path.name}: RECORD lists missing file {name}" for name in listed
-                        if name not in names)
+    try:
+        with zf:
+            return _check_record(zf, path)
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, WheelhouseError) as exc:
+        return [f"{path.name}: corrupt wheel ({exc})"]
+
+
+def _check_record(zf: zipfile.ZipFile, path: Path) -> list[str]:
+    problems: list[str] = []
+    names = [n for n in zf.namelist() if not n.endswith("/")]
+    info = dist_info_dir(names, path)
+    record_path = f"{info}/RECORD"
+    if record_path not in names:
+        return [f"{path.name}: no {record_path}"]
+    listed: dict[str, tuple[str, str]] = {}
+    for row in csv.reader(io.StringIO(zf.read(record_path).decode("utf-8"))):
+        if row:
+            listed[row[0]] = (row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else "")
+    for name in names:
+        if name == record_path or name.startswith(f"{info}/RECORD."):
+            continue
+        if name not in listed:
+            problems.append(f"{path.name}: {name} is not in RECORD")
+            continue
+        data = zf.read(name)
+        digest, size = listed[name]
+        if digest != record_hash(data):
+            problems.append(f"{path.name}: {name} hash does not match RECORD")
+        if size != str(len(data)):
+            problems.append(f"{path.name}: {name} size {len(data)} does not match RECORD ({size})")
+    problems.extend(f"{path.name}: RECORD lists missing file {name}" for name in listed
+                    if name not in names)
     return problems
