@@ -371,3 +371,28 @@ def test_zizmor_finds_nothing_of_medium_or_higher_severity() -> None:
     serious = [f"{f['ident']}: {f['desc']}" for f in findings
                if f["determinations"]["severity"] in ("Medium", "High")]
     assert serious == [], serious
+
+
+def test_nightly_alert_fires_on_a_step_at_tonights_commit_or_an_oracle_failure(tmp_path: Path) -> None:
+    tonight, earlier = "c" * 40, "d" * 40
+    history = tmp_path / "history.json"
+    runs = tmp_path / "runs"
+    (runs / "baseline").mkdir(parents=True)
+    result = runs / "baseline" / "result.json"
+
+    def decide(step_commit: str, passed: bool) -> tuple[str, str]:
+        history.write_text(json.dumps({"series": [{"scenario": "baseline", "metric": "tpot_ms", "steps": [
+            {"index": 3, "before": 1.0, "after": 1.3, "commit": step_commit, "relative": 0.3}]}]}))
+        result.write_text(json.dumps({"oracle": {"verdicts": [
+            {"name": "capture_num_tokens", "expected": 1, "observed": 4 if not passed else 1,
+             "passed": passed}]}}))
+        out = subprocess.run([sys.executable, str(ROOT / ".github/scripts/nightly_alert.py"), "--history",
+                              str(history), "--runs", str(runs), "--commit", tonight, "--body",
+                              str(tmp_path / "alert.md")], capture_output=True, text=True, check=True)
+        return out.stdout.strip(), (tmp_path / "alert.md").read_text()
+
+    assert decide(earlier, True)[0] == "alert=false"
+    fired, body = decide(tonight, True)
+    assert fired == "alert=true" and "| baseline | tpot_ms | 1 | 1.3 | +30.00% |" in body
+    fired, body = decide(earlier, False)
+    assert fired == "alert=true" and "capture_num_tokens: expected `1`, observed `4`" in body

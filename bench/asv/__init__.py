@@ -1,0 +1,1 @@
+"""asv suite tracking sglang across commits; it only reads what `harness run` produced."""

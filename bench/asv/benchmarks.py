@@ -1,0 +1,89 @@
+"""Track TTFT, TPOT (BS=1), A2A workspace, OOM at capture, capture memory and oracle failures per commit.
+
+`setup_cache` runs the selected scenarios once per commit through `harness run` (or takes the run
+directory the nightly already produced); every track_* only reads that run's result.json files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from . import readout
+from .suite_config import SuiteConfig, catalog_names
+
+# Generous per-scenario budget: real sglang JIT-compiles and captures CUDA graphs (minutes).
+SCENARIO_TIMEOUT_S = 1800
+
+
+class Scenario:
+    """One parameter per catalog scenario; the harness runs all selected scenarios in one go."""
+
+    params: ClassVar[list[list[str]]] = [catalog_names()]
+    param_names: ClassVar[list[str]] = ["scenario"]
+    # track_* only read JSON: one call is the measurement.
+    rounds = 1
+    repeat = 1
+    number = 1
+    timeout = 60
+
+    def setup_cache(self) -> str:
+        config = SuiteConfig.from_env()
+        if config.run_dir is not None:
+            if not config.run_dir.is_dir():
+                raise FileNotFoundError(f"HARNESS_ASV_RUN_DIR: {config.run_dir} is not a directory")
+            return str(config.run_dir)
+        # asv sets ASV_COMMIT only when it installed the commit itself (virtualenv flow).
+        commit = os.environ.get("ASV_COMMIT", "run")[:12]
+        out = config.out_root / f"{commit}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        argv = [*config.harness, "run", *config.scenarios, "--target", config.target, "--out", str(out)]
+        if config.server_python:
+            argv += ["--python", config.server_python]
+        argv += list(config.harness_args)
+        # A non-zero exit means some scenario failed (an OOM at capture is one): that is data, not an error.
+        proc = subprocess.run(argv, timeout=SCENARIO_TIMEOUT_S * len(config.scenarios), check=False,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if not out.is_dir():
+            raise RuntimeError(f"harness run wrote no run directory (exit {proc.returncode}):\n{proc.stdout}")
+        return str(out)
+
+    setup_cache.timeout = SCENARIO_TIMEOUT_S * len(catalog_names())
+
+    def setup(self, run_dir: str, scenario: str) -> None:
+        config = SuiteConfig.from_env()
+        if scenario not in config.scenarios:
+            raise NotImplementedError(f"{scenario}: not selected (HARNESS_ASV_SCENARIOS)")
+        self.result = readout.load_result(Path(run_dir), scenario)
+
+    def track_ttft_ms(self, run_dir: str, scenario: str) -> float:
+        return readout.latency_median_ms(self.result, "ttft_ms")
+
+    track_ttft_ms.unit = "ms"
+
+    def track_tpot_ms(self, run_dir: str, scenario: str) -> float:
+        return readout.latency_median_ms(self.result, "tpot_ms")
+
+    track_tpot_ms.unit = "ms"
+
+    def track_a2a_workspace_bytes(self, run_dir: str, scenario: str) -> int:
+        return readout.a2a_workspace_bytes(self.result)
+
+    track_a2a_workspace_bytes.unit = "bytes"
+
+    def track_capture_oom(self, run_dir: str, scenario: str) -> int:
+        return readout.capture_oom(self.result)
+
+    track_capture_oom.unit = "oom"
+
+    def track_capture_mem_bytes(self, run_dir: str, scenario: str) -> int:
+        return readout.capture_mem_bytes(self.result)
+
+    track_capture_mem_bytes.unit = "bytes"
+
+    def track_oracle_failures(self, run_dir: str, scenario: str) -> int:
+        return readout.oracle_failures(self.result)
+
+    track_oracle_failures.unit = "failures"

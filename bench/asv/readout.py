@@ -1,0 +1,87 @@
+"""Read the tracked numbers out of one scenario's result.json (keys: docs/architecture.md).
+
+A scenario that did not run on this machine raises NotImplementedError (asv records a skip); a run
+that failed before producing a number raises MetricMissing (asv records a failure). Nothing is
+ever made up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OOM_AT_CAPTURE = "oom_during_cuda_graph_capture"
+
+
+class MetricMissing(RuntimeError):
+    """The run finished but did not produce this metric (e.g. the server crashed at startup)."""
+
+
+def load_result(run_dir: Path, scenario: str) -> dict[str, Any]:
+    """The scenario's result.json, or NotImplementedError when the harness skipped or never ran it."""
+    path = run_dir / scenario / "result.json"
+    if not path.is_file():
+        raise NotImplementedError(f"{scenario}: no result in {run_dir} (not selected or not run)")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    if result.get("status") == "skipped":
+        raise NotImplementedError(f"{scenario}: skipped: {result.get('skip_reason')}")
+    return result
+
+
+def latency_median_ms(result: dict[str, Any], metric: str) -> float:
+    """summary.<metric>.median, for metric ttft_ms or tpot_ms."""
+    value = ((result.get("summary") or {}).get(metric) or {}).get("median")
+    if value is None:
+        raise MetricMissing(f"{result.get('scenario')}: no summary.{metric}.median "
+                            f"(status {result.get('status')}, startup {_outcome(result)})")
+    return float(value)
+
+
+def a2a_workspace_bytes(result: dict[str, Any]) -> int:
+    """The largest dispatcher_init.workspace_size_per_rank over ranks."""
+    sizes = [r["workspace_size_per_rank"] for r in _records(result, "dispatcher_init")]
+    if not sizes:
+        if _outcome(result) not in ("ok", OOM_AT_CAPTURE):
+            raise MetricMissing(f"{result.get('scenario')}: startup {_outcome(result)} before the dispatcher")
+        raise NotImplementedError(f"{result.get('scenario')}: no A2A dispatcher in this configuration")
+    return int(max(sizes))
+
+
+def capture_oom(result: dict[str, Any]) -> int:
+    """1 when the server ran out of memory during CUDA graph capture, 0 when it started."""
+    outcome = _outcome(result)
+    if outcome == OOM_AT_CAPTURE:
+        return 1
+    if outcome == "ok":
+        return 0
+    raise MetricMissing(f"{result.get('scenario')}: startup {outcome}, neither started nor OOM at capture")
+
+
+def capture_mem_bytes(result: dict[str, Any]) -> int:
+    """Device memory taken by CUDA graph capture on the busiest rank (free before - free after)."""
+    per_rank: dict[int, int] = {}
+    for r in _records(result, "cuda_graph_capture"):
+        used = int(r["mem_free_before"]) - int(r["mem_free_after"])
+        per_rank[r.get("rank", 0)] = per_rank.get(r.get("rank", 0), 0) + used
+    if not per_rank:
+        raise MetricMissing(f"{result.get('scenario')}: no cuda_graph_capture records "
+                            f"(startup {_outcome(result)})")
+    return max(per_rank.values())
+
+
+def oracle_failures(result: dict[str, Any]) -> int:
+    """How many oracle verdicts failed."""
+    oracle = result.get("oracle")
+    if not oracle or oracle.get("verdicts") is None:
+        raise MetricMissing(f"{result.get('scenario')}: no oracle verdicts")
+    return sum(1 for v in oracle["verdicts"] if not v.get("passed"))
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    return str((result.get("startup") or {}).get("outcome"))
+
+
+def _records(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    records = (result.get("instrumentation") or {}).get("records") or []
+    return [r for r in records if r.get("kind") == kind]

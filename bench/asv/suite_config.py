@@ -1,0 +1,71 @@
+"""SuiteConfig: the asv suite's options, read once from HARNESS_ASV_* environment variables.
+
+asv gives a benchmark no arguments of its own, so the environment is the interface (docs/tracking.md).
+Stdlib only: in the per-commit virtualenv flow this runs in an environment that holds just sglang.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO_DIR = ROOT / "harness" / "scenarios"
+
+
+def catalog_names() -> list[str]:
+    """Every scenario of the catalog: the suite's parameter values, stable across targets."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Which target to run, which scenarios, and where run directories are read from or written to."""
+
+    target: str
+    scenarios: tuple[str, ...]
+    run_dir: Path | None  # a finished run directory to read instead of running (the nightly record job)
+    out_root: Path  # where fresh run directories go
+    harness: tuple[str, ...]  # the harness command (it runs in the project's environment)
+    harness_args: tuple[str, ...]  # extra `harness run` options, e.g. --requests 3 --revert-fix NAME
+    server_python: str | None  # the interpreter that runs the server; None: the harness's own
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> SuiteConfig:
+        env = dict(os.environ) if environ is None else environ
+        known = catalog_names()
+        scenarios = tuple(s for s in env.get("HARNESS_ASV_SCENARIOS", "").replace(",", " ").split() if s)
+        unknown = sorted(set(scenarios) - set(known))
+        if unknown:
+            raise ValueError(f"HARNESS_ASV_SCENARIOS: unknown scenario(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(known)}")
+        target = env.get("HARNESS_ASV_TARGET", "sglang")
+        if target not in ("reference", "sglang"):
+            raise ValueError(f"HARNESS_ASV_TARGET: expected 'reference' or 'sglang', got {target!r}")
+        run_dir = Path(env["HARNESS_ASV_RUN_DIR"]).resolve() if env.get("HARNESS_ASV_RUN_DIR") else None
+        conf_dir = Path(env.get("ASV_CONF_DIR", ROOT))
+        # asv's virtualenv flow builds sglang into its own environment: the server must run there.
+        per_commit_env = env.get("ASV_ENV_TYPE", "existing") != "existing"
+        return cls(
+            target=target,
+            scenarios=scenarios or tuple(known),
+            run_dir=run_dir,
+            out_root=Path(env.get("HARNESS_ASV_OUT", conf_dir / ".asv" / "runs")).resolve(),
+            harness=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS", "")) or _default_harness(conf_dir)),
+            harness_args=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS_ARGS", ""))),
+            server_python=sys.executable if per_commit_env else None,
+        )
+
+
+def _default_harness(conf_dir: Path) -> tuple[str, ...]:
+    for candidate in (conf_dir / ".venv" / "bin" / "harness", Path(sys.prefix) / "bin" / "harness"):
+        if candidate.is_file():
+            return (str(candidate),)
+    found = shutil.which("harness")
+    if found:
+        return (found,)
+    raise FileNotFoundError("no `harness` command: run `./dev true` or set HARNESS_ASV_HARNESS")
