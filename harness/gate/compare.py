@@ -12,6 +12,8 @@ from harness.gate.stats import median_ratio
 from harness.gate.verdicts import Row, continuous_verdict, exact_verdict, flag_verdict, format_change
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_INFRA = 0, 1, 2
+# failure.stage values that point at the harness rather than the server under test.
+HARNESS_STAGES = frozenset({"harness", "instrumentation"})
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,11 @@ def compare_scenario(name: str, base: tuple[ScenarioRun, ...], head: tuple[Scena
         first = (base_skipped or head_skipped)[0]
         return [], [f"{first.path}: skipped ({first.skip_reason}) while the other side ran this scenario"]
 
-    # The base must start and finish cleanly; anything else means the machine, not the PR, failed.
+    # The harness failing on either side, or the base failing at all, says nothing about the PR.
+    harness_failed = [r for r in (*base, *head) if r.failure_stage in HARNESS_STAGES]
+    if harness_failed:
+        r = harness_failed[0]
+        return [], [f"{r.path}: {r.failure_stage} failure (status {r.status}); not attributable to head"]
     broken_base = [r for r in base if _crashed(r)]
     if broken_base:
         r = broken_base[0]
@@ -73,8 +79,8 @@ def compare_scenario(name: str, base: tuple[ScenarioRun, ...], head: tuple[Scena
     broken_head = [r for r in head if _crashed(r)]
     if broken_head:
         r = broken_head[0]
-        rows.append(Row(name, "startup", "regression", "ok", f"{r.status}/{r.startup_outcome}", "-",
-                        f"head failed where base ran: {r.path}"))
+        rows.append(Row(name, "startup", "regression", "ok", f"{r.status}/{r.failure_stage or r.startup_outcome}",
+                        "-", f"head failed where base ran: {r.path}"))
     rows.append(_oom_row(name, base, head))
     rows.extend(_workspace_rows(name, base, head))
     rows.extend(_oracle_rows(name, base, head))

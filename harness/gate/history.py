@@ -129,6 +129,12 @@ def commit_order(runs: list[ScenarioRun], commits_file: Path | None) -> dict[str
                                  f"add one or give --commits FILE (oldest first)")
         commit = run.commit or ""
         times[commit] = min(times.get(commit, run.order_time), run.order_time)
+    seen: dict[float, str] = {}
+    for commit, t in times.items():
+        if t in seen:
+            raise GateInputError(f"commits {seen[t]} and {commit} have the same order time {t}; "
+                                 "give --commits FILE (oldest first) to order them")
+        seen[t] = commit
     return times
 
 

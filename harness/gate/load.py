@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.gate.errors import GateInputError
+from harness.results import ResultError, validate
 
 RESULT_FILE = "result.json"
 OOM_OUTCOME = "oom_during_cuda_graph_capture"
@@ -32,6 +33,7 @@ class ScenarioRun:
     status: str
     skip_reason: str | None
     startup_outcome: str | None
+    failure_stage: str | None  # failure.stage: startup|request|shutdown|instrumentation|harness
     samples: dict[str, np.ndarray] = field(repr=False)  # metric name -> per-request values
     workspace_bytes: int | None
     capture_oom: bool
@@ -113,19 +115,29 @@ def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
         raise GateInputError(f"{path}: status ok but samples[] holds no measured request")
     records = _records(obj, path)
     target = _table(obj, "target", path) or {}
-    return ScenarioRun(
+    failure = _table(obj, "failure", path) or {}
+    capture = (startup or {}).get("capture") or {}
+    run = ScenarioRun(
         path=path,
         scenario=scenario,
         status=status,
         skip_reason=_str(obj, "skip_reason", path),
         startup_outcome=outcome,
+        failure_stage=_str(failure, "stage", path, where="failure.stage"),
         samples=samples,
         workspace_bytes=_workspace_bytes(records, path),
-        capture_oom=outcome == OOM_OUTCOME or any(r.get("kind") == "capture_oom" for r in records),
+        capture_oom=outcome == OOM_OUTCOME or capture.get("oom") is True
+        or any(r.get("kind") == "capture_oom" for r in records),
         oracle_passed=_oracle(obj, path),
         commit=_str(target, "commit", path, where="target.commit"),
         order_time=_order_time(obj, target, path),
     )
+    # The gate's own checks above give the precise messages; the schema catches everything else.
+    try:
+        validate(obj, source=str(path))
+    except ResultError as exc:
+        raise GateInputError(str(exc)) from exc
+    return run
 
 
 def _samples(obj: dict[str, Any], metrics: tuple[str, ...], path: Path) -> dict[str, np.ndarray]:
@@ -136,8 +148,8 @@ def _samples(obj: dict[str, Any], metrics: tuple[str, ...], path: Path) -> dict[
     for i, sample in enumerate(raw):
         if not isinstance(sample, dict):
             raise GateInputError(f"{path}: samples[{i}]: expected an object")
-        # Warm-ups and failed requests carry no measurement the gate may use.
-        if sample.get("warmup") or sample.get("ok") is False or sample.get("error"):
+        # Failed requests carry no measurement the gate may use (warm-ups are not stored at all).
+        if sample.get("ok") is False or sample.get("error_kind") or sample.get("warmup"):
             continue
         for metric in metrics:
             value = sample.get(metric)
@@ -181,9 +193,10 @@ def _oracle(obj: dict[str, Any], path: Path) -> dict[str, bool]:
     passed: dict[str, bool] = {}
     for i, verdict in enumerate(verdicts):
         if not isinstance(verdict, dict) or not isinstance(verdict.get("name"), str) \
-                or not isinstance(verdict.get("passed"), bool):
-            raise GateInputError(f"{path}: oracle.verdicts[{i}]: expected {{name: str, passed: bool, ...}}")
-        passed[verdict["name"]] = verdict["passed"]
+                or "passed" not in verdict or not isinstance(verdict["passed"], (bool, type(None))):
+            raise GateInputError(f"{path}: oracle.verdicts[{i}]: expected {{name: str, passed: bool|null, ...}}")
+        if verdict["passed"] is not None:  # null: not checked in this run
+            passed[verdict["name"]] = verdict["passed"]
     if not passed and isinstance(oracle.get("ok"), bool):
         passed["oracle.ok"] = oracle["ok"]
     return passed

@@ -1,4 +1,4 @@
-"""Synthetic results that follow the documented result.json keys (docs/architecture.md)."""
+"""Synthetic results valid against harness/schema/result.schema.json, from known samples."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ from typing import Any
 
 import numpy as np
 
+from harness.results import summarize
+
 
 def result_obj(scenario: str, *, tpot: np.ndarray | None = None, ttft: np.ndarray | None = None,
-               status: str = "ok", outcome: str = "ok", workspace: int | None = None,
-               oracle: dict[str, bool] | None = None, commit: str = "abc1234",
-               commit_time: str | None = None, capture_oom_record: bool = False) -> dict[str, Any]:
+               status: str = "ok", outcome: str | None = "ok", workspace: int | None = None,
+               oracle: dict[str, bool | None] | None = None, commit: str | None = "abc1234",
+               commit_time: str | None = None, started_at: str = "2026-05-01T02:00:00+00:00",
+               capture_oom_record: bool = False, failure_stage: str | None = None) -> dict[str, Any]:
     tpot = np.empty(0) if tpot is None else tpot
     ttft = np.full(tpot.size, 20.0) if ttft is None else ttft
-    # One warm-up first: the gate must ignore it.
-    samples = [{"warmup": True, "ttft_ms": 999.0, "tpot_ms": 999.0}]
-    samples += [{"ttft_ms": float(a), "tpot_ms": float(b)} for a, b in zip(ttft, tpot, strict=True)]
+    samples = [{"index": i, "ok": True, "ttft_ms": float(a), "tpot_ms": float(b), "e2e_ms": float(a + 63 * b),
+                "itl_ms": [], "completion_tokens": 64, "error_kind": None}
+               for i, (a, b) in enumerate(zip(ttft, tpot, strict=True))]
+    # A failed request carries no timing the gate may use.
+    samples.append({"index": len(samples), "ok": False, "ttft_ms": None, "tpot_ms": None, "e2e_ms": None,
+                    "itl_ms": [], "completion_tokens": None, "error_kind": "stream_cut"})
     records: list[dict[str, Any]] = []
     if workspace is not None:
         records = [{"schema": 1, "kind": "dispatcher_init", "pid": 1, "rank": r, "t": 0.0, "ep_size": 2,
@@ -25,17 +31,36 @@ def result_obj(scenario: str, *, tpot: np.ndarray | None = None, ttft: np.ndarra
     target: dict[str, Any] = {"kind": "reference", "version": "0", "commit": commit}
     if commit_time:
         target["commit_time"] = commit_time
+    failure = None
+    if status == "failed":
+        stage = failure_stage or ("startup" if outcome != "ok" else "request")
+        failure = {"stage": stage, "kind": outcome or "error", "message": "synthetic failure"}
+    startup = None
+    if status != "skipped" and outcome is not None:
+        startup = {"outcome": outcome, "message": "", "elapsed_s": 1.0, "returncode": None,
+                   "capture": {"batch_size": None, "num_tokens": None, "free_bytes": None, "requested_bytes": None,
+                               "oom": outcome == "oom_during_cuda_graph_capture", "phases": []}}
+    ok = samples if status == "ok" else []
     return {
         "schema_version": 1,
         "scenario": scenario,
         "status": status,
         "skip_reason": "needs 4 GPUs" if status == "skipped" else None,
+        "failure": failure,
+        "started_at": started_at,
+        "finished_at": started_at,
         "target": target,
-        "samples": samples if status == "ok" else [],
-        "summary": {"tpot_ms": {"median": float(np.median(tpot)) if tpot.size else None, "n": int(tpot.size)}},
-        "startup": {"outcome": outcome},
+        "harness": {"version": "0.1.0", "commit": None},
+        "hardware": {"cpu": {}, "gpus": []},
+        "scenario_detail": {"description": "", "model_dir": "m", "guards": None, "server_args": {}, "env": {}},
+        "server": None,
+        "workload": {"input_len": 8, "output_len": 64, "warmups": 1, "requests": int(tpot.size)},
+        "startup": startup,
+        "samples": ok,
+        "summary": {"ttft_ms": summarize(ttft), "tpot_ms": summarize(tpot)},
+        "server_metrics": {"ttft_ms_mean": None, "itl_ms_mean": None, "e2e_ms_mean": None, "error": None},
         "instrumentation": {"records": records, "errors": []},
-        "oracle": {"ok": all((oracle or {}).values()),
+        "oracle": {"ok": None if not oracle else all(v for v in oracle.values() if v is not None),
                    "verdicts": [{"name": k, "expected": 1, "observed": 1, "passed": v}
                                 for k, v in (oracle or {}).items()]},
     }

@@ -123,3 +123,17 @@ def test_rounds_directory_is_merged(write_run) -> None:
     row = _row(out, "tpot_ms")
     assert row.estimate is not None and row.estimate.n_head == 80
     assert row.verdict == "regression"
+
+
+def test_harness_failure_on_head_is_infrastructure(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))},
+                   {"s": result_obj("s", status="failed", outcome="ok", failure_stage="harness")})
+    assert out.exit_code == 2 and "harness failure" in out.problems[0]
+    assert not out.rows
+
+
+def test_head_request_failure_is_the_heads_fault(write_run) -> None:
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))},
+                   {"s": result_obj("s", status="failed", outcome="ok", failure_stage="request")})
+    row = _row(out, "startup")
+    assert row.verdict == "regression" and row.head == "failed/request"

@@ -21,8 +21,9 @@ def _nightlies(write_run, *, with_time: bool = True) -> list[str]:
     for i, commit in enumerate(commits):
         # TPOT +6% from commit 10 on, back down 6% from commit 17; workspace doubles at commit 7.
         scale = 1.06 if 10 <= i < 17 else 1.0
+        # Nightly runs start in commit order; without distinct times only a commits file can order them.
         obj = result_obj("baseline", tpot=tpot_samples(rng, 30, scale=scale), workspace=4096 if i < 7 else 8192,
-                         commit=commit, commit_time=f"2026-05-{i + 1:02d}T02:00:00Z" if with_time else None)
+                         commit=commit, started_at=f"2026-05-{i + 1 if with_time else 1:02d}T02:00:00Z")
         # Directory names deliberately out of commit order: the order must come from the data.
         write_run(f"results/night-{(i * 7) % N_COMMITS:02d}", {"baseline": obj})
     return commits
@@ -51,11 +52,11 @@ def test_commits_file_orders_results_without_times(write_run, tmp_path: Path, ca
     assert f"`{commits[10]}`" in capsys.readouterr().out
 
 
-def test_no_order_field_is_a_clear_error(write_run, tmp_path: Path, capsys) -> None:
+def test_ambiguous_order_is_a_clear_error(write_run, tmp_path: Path, capsys) -> None:
     _nightlies(write_run, with_time=False)
     assert main([str(tmp_path / "results"), "--no-plots"]) == 2
     err = capsys.readouterr().err
-    assert "result.json: no target.commit_time or started_at" in err and "--commits" in err
+    assert "have the same order time" in err and "--commits" in err
 
 
 def test_commit_missing_from_commits_file(write_run, tmp_path: Path, capsys) -> None:
@@ -85,3 +86,14 @@ def test_step_below_practical_threshold_is_merged() -> None:
     x[15:] *= 1.01  # clear statistically (10 sigma) but below the 2% practical threshold
     assert find_steps(x, ChangePointConfig(min_rel_step=0.02)) == []
     assert [s.index for s in find_steps(x, ChangePointConfig(min_rel_step=0.005))] == [15]
+
+
+def test_commit_time_outranks_run_start(write_run, tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        # Re-run out of order (started_at reversed); target.commit_time still gives the true order.
+        obj = result_obj("s", tpot=tpot_samples(rng, 20, scale=1.1 if i >= 4 else 1.0), commit=f"c{i}",
+                         commit_time=f"2026-04-{i + 1:02d}T00:00:00Z", started_at=f"2026-05-{20 - i:02d}T02:00:00Z")
+        write_run(f"results/r{i}", {"s": obj})
+    assert main([str(tmp_path / "results"), "--no-plots"]) == 0
+    assert "| s | tpot_ms | 8 | `c4` |" in capsys.readouterr().out

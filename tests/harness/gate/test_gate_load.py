@@ -29,7 +29,7 @@ def _good() -> dict:
 
 def test_good_file_loads_measured_samples_only(tmp_path: Path) -> None:
     run = load_result(_write(tmp_path, json.dumps(_good())), METRICS)
-    assert run.values("tpot_ms").tolist() == [10.0, 11.0, 12.0]  # the warm-up is dropped
+    assert run.values("tpot_ms").tolist() == [10.0, 11.0, 12.0]  # the failed request is dropped
     assert run.workspace_bytes == 100 and run.oracle_passed == {"x": True}
     assert run.commit == "abc1234" and run.order_time == 1777593600.0
 
@@ -46,6 +46,8 @@ def test_good_file_loads_measured_samples_only(tmp_path: Path) -> None:
     (lambda o: json.dumps({**o, "samples": []}), "status ok but samples"),
     (lambda o: json.dumps({**o, "oracle": {"verdicts": [{"name": "x"}]}}), r"oracle.verdicts\[0\]"),
     (lambda o: json.dumps({**o, "target": {"commit_time": "yesterday"}}), "target.commit_time"),
+    (lambda o: json.dumps({k: v for k, v in o.items() if k != "hardware"}), "'hardware' is a required property"),
+    (lambda o: json.dumps({**o, "schema_version": 2}), "schema_version"),
     (lambda o: json.dumps({**o, "instrumentation": {"records": [
         {"kind": "dispatcher_init", "workspace_size_per_rank": "big"}]}}), "workspace_size_per_rank"),
 ])
@@ -69,3 +71,9 @@ def test_rounds_with_different_scenarios_are_refused(write_run) -> None:
     write_run("side/round-01", {"b": result_obj("b", tpot=np.ones(3))})
     with pytest.raises(GateInputError, match=r"round-01: scenarios differ"):
         load_side(write_run("side", {}), METRICS)
+
+
+def test_unchecked_oracle_verdict_is_not_compared(tmp_path: Path) -> None:
+    obj = result_obj("s", tpot=np.ones(3), oracle={"checked": False, "unchecked": None})
+    run = load_result(_write(tmp_path, json.dumps(obj)), METRICS)
+    assert run.oracle_passed == {"checked": False}
