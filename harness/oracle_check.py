@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.instrument.reader import LoadedRecords, Record
-from reference_impl.fixset import FixSet
-from reference_impl.inputs import GpuSpec, ModelConfig, OracleInput, Runtime, ServerArgs
+from reference_impl.inputs import OracleInput, ServerArgs
 
 
 class OracleSpec(Protocol):
@@ -76,34 +75,58 @@ class OracleCheckError(ValueError):
 
 def check(scenario: ScenarioLike, loaded: LoadedRecords) -> OracleReport:
     """Predict the scenario with all fixes applied and compare every observable value with the records."""
-    prediction = predict_scenario(scenario)
+    prediction = predict_scenario(scenario, sglang_version(loaded))
     verdicts = [*_expect_verdicts(scenario, prediction), *_record_verdicts(scenario, prediction, loaded)]
     return OracleReport(tuple(verdicts), prediction)
 
 
-def predict_scenario(scenario: ScenarioLike) -> dict[str, Any]:
+def sglang_version(loaded: LoadedRecords) -> str | None:
+    """The sglang version the probe saw (process_start records), so the oracle applies its rules."""
+    versions = {r["target_version"] for r in loaded.of_kind("process_start")
+                if r["target"] == "sglang" and r["target_version"]}
+    return sorted(versions)[0] if len(versions) == 1 else None
+
+
+def predict_scenario(scenario: ScenarioLike, version: str | None = None) -> dict[str, Any]:
     from reference_impl.predict import predict
 
-    return predict(oracle_input(scenario)).to_json()
+    return predict(oracle_input(scenario, version)).to_json()
 
 
-def oracle_input(scenario: ScenarioLike) -> OracleInput:
-    """The oracle input of a scenario: its server-args subset, env, model config and [oracle] spec."""
+def oracle_input(scenario: ScenarioLike, version: str | None = None) -> OracleInput:
+    """The oracle input of a scenario (server args, env, model config.json, [oracle]), all fixes applied."""
+    from reference_impl.parse import OracleInputError, oracle_input_from_json
+
     spec = scenario.oracle
-    dp_global = spec.dp_global_num_tokens
-    return OracleInput(
-        server_args=_server_args(scenario.server_args),
-        model=model_config(Path(scenario.model_dir) / "config.json"),
-        env=tuple((str(k), str(v)) for k, v in scenario.env),
-        dispatch_dtype=spec.dispatch_dtype,
-        runtime=Runtime(
-            dp_global_num_tokens=None if dp_global is None else tuple(int(n) for n in dp_global),
-            local_num_tokens=_local_tokens(spec),
-            batch_size=_batch_size(spec),
-        ),
-        gpu=GpuSpec(name=spec.gpu) if spec.gpu else GpuSpec(),
-        fixes=FixSet.all_applied(),
-    )
+    obj: dict[str, Any] = {
+        "server_args": dict(scenario.server_args),
+        "env": dict(scenario.env),
+        "model": _model_json(Path(scenario.model_dir) / "config.json"),
+        "dispatch_dtype": spec.dispatch_dtype,
+        "runtime": {
+            "dp_global_num_tokens": None if spec.dp_global_num_tokens is None else list(spec.dp_global_num_tokens),
+            "local_num_tokens": _local_tokens(spec),
+            "batch_size": _batch_size(spec),
+        },
+        "gpu": spec.gpu,
+        "revert": [],
+    }
+    if version is not None:
+        obj["sglang_version"] = version
+    try:
+        return oracle_input_from_json(obj)
+    except OracleInputError as exc:
+        raise OracleCheckError(f"scenario {scenario.name}: {exc}") from exc
+
+
+def _model_json(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OracleCheckError(f"{path}: cannot read model config ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise OracleCheckError(f"{path}: model config is not a JSON object")
+    return raw
 
 
 def _local_tokens(spec: OracleSpec) -> int:
@@ -115,39 +138,11 @@ def _batch_size(spec: OracleSpec) -> int:
 
 
 def _server_args(pairs: Iterable[tuple[str, Any]]) -> ServerArgs:
-    known = {f.name: f for f in dataclasses.fields(ServerArgs)}
-    values: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in known:
-            values[key] = value
+    known = {f.name for f in dataclasses.fields(ServerArgs)}
     try:
-        return ServerArgs(**values)
+        return ServerArgs(**{key: value for key, value in pairs if key in known})
     except TypeError as exc:
         raise OracleCheckError(f"server_args: {exc}") from exc
-
-
-# HF config.json spells some fields differently per architecture; first present name wins.
-_MODEL_ALIASES: dict[str, tuple[str, ...]] = {
-    "num_experts": ("num_experts", "n_routed_experts", "num_local_experts"),
-}
-
-
-def model_config(path: Path) -> ModelConfig:
-    """ModelConfig from an HF config.json; a missing required field is named in the error."""
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OracleCheckError(f"{path}: cannot read model config ({exc})") from exc
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(ModelConfig):
-        for name in _MODEL_ALIASES.get(field.name, (field.name,)):
-            if raw.get(name) is not None:
-                values[field.name] = raw[name]
-                break
-        else:
-            if field.default is dataclasses.MISSING:
-                raise OracleCheckError(f"{path}: {field.name}: missing from model config")
-    return ModelConfig(**values)
 
 
 def _expect_verdicts(scenario: ScenarioLike, prediction: dict[str, Any]) -> list[Verdict]:
@@ -313,8 +308,14 @@ def _scatter_verdicts(prediction: dict[str, Any], records: Sequence[Record],
         for label, is_sparse in wanted.items():
             if expected.get(label) is None:
                 continue
-            modes = sorted({r["mode"] for r in records if bool(r["is_sparse"]) == is_sparse})
-            out.append(_set_verdict(f"mlp_scatter_mode.{label}", {expected[label]}, modes, records, missing))
+            layers = [r for r in records if bool(r["is_sparse"]) == is_sparse]
+            name = f"mlp_scatter_mode.{label}"
+            if not layers and any(bool(r["is_sparse"]) != is_sparse for r in records):
+                out.append(Verdict(name, [expected[label]], [], False,
+                                   f"no {label} layer recorded (the model has none)", skipped=True))
+                continue
+            modes = sorted({r["mode"] for r in layers})
+            out.append(_set_verdict(name, {expected[label]}, modes, records, missing))
         return out
     modes = sorted({r["mode"] for r in records if r["is_sparse"]})
     return [_set_verdict("mlp_scatter_mode", {expected}, modes, records, missing)]

@@ -224,8 +224,11 @@ parallel_state.initialize_model_parallel(tensor_model_parallel_size=args.tp_size
     expert_model_parallel_size=args.ep_size, attention_data_parallel_size=args.dp_size,
     attention_context_model_parallel_size=args.attn_cp_size,
     moe_data_model_parallel_size=args.moe_dp_size)
-from sglang.srt.layers.communicator import LayerScatterModes
-for layer_id in range(3):
+try:
+    from sglang.srt.layers.communicator import LayerScatterModes
+except ImportError:  # like sglang 0.5.23, which has no communicator module
+    LayerScatterModes = None
+for layer_id in range(3 if LayerScatterModes else 0):
     LayerScatterModes.init_new(layer_id=layer_id, num_layers=3, is_layer_sparse=layer_id > 0,
                                is_previous_layer_sparse=None, is_next_layer_sparse=None)
 from sglang.srt.layers.moe.token_dispatcher.flashinfer import FlashinferDispatcher
