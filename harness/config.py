@@ -1,0 +1,39 @@
+"""RunConfig: the one frozen object that carries `harness run` options to where they are used."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Startup deadlines per target: real sglang JIT-compiles and captures graphs (166 s seen for the tiny
+# model on an H100, most of it prefill capture), the reference engine starts in seconds.
+DEFAULT_STARTUP_TIMEOUT_S = {"reference": 180.0, "sglang": 900.0}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Options of one `harness run` invocation; None means "the scenario's (or target's) default"."""
+
+    out_dir: Path
+    scenarios: tuple[str, ...] = ("baseline",)
+    target: str = "reference"
+    requests: int | None = None
+    warmups: int | None = None
+    extra_server_args: tuple[str, ...] = ()
+    revert_fixes: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int | None = None
+    startup_timeout_s: float | None = None
+    # Per-read deadline on the stream: a server that stops sending tokens fails the request after this.
+    token_timeout_s: float = 60.0
+    stop_grace_s: float = 15.0
+    python: str = sys.executable
+    # Replaces `[python, "-m", <target module>]` (tests point it at tests/harness/fake_servers/).
+    launcher: tuple[str, ...] | None = None
+    progress: bool = True
+
+    def startup_deadline_s(self) -> float:
+        if self.startup_timeout_s is not None:
+            return self.startup_timeout_s
+        return DEFAULT_STARTUP_TIMEOUT_S[self.target]

@@ -1,0 +1,451 @@
+"""The run pipeline: for each scenario, launch, measure at BS=1, stop, inspect, and store one result."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
+
+import requests
+from rich.console import Console
+
+from harness.client import RequestSample, StreamingClient
+from harness.config import RunConfig
+from harness.hardware import HostHardware, detect_host, unmet_reason
+from harness.manifest import MANIFEST_FILE, Manifest, now_iso
+from harness.metrics import scrape, server_side
+from harness.report import RichProgress, explain, summary_table
+from harness.results import LOG_FILE, RECORDS_DIR, SCHEMA_VERSION, summarize, write_result
+from harness.scenario import TARGETS, Scenario, ScenarioError, Workload, load_scenario
+from harness.server import (
+    LaunchSpec,
+    PortInUseError,
+    Server,
+    Shutdown,
+    Startup,
+    check_port_free,
+    free_port,
+    server_argv,
+)
+from reference_impl.fixset import FIX_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Progress(Protocol):
+    """What the pipeline tells its caller while it works (a rich progress bar, or nothing)."""
+
+    def phase(self, text: str, total: int | None = None) -> None: ...
+
+    def advance(self) -> None: ...
+
+
+class NoProgress:
+    def phase(self, text: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Measured samples (warm-ups discarded), the server-side cross-check, and the first failure."""
+
+    samples: tuple[RequestSample, ...]
+    server_metrics: dict[str, Any]
+    failed: RequestSample | None
+    failed_in_warmup: bool
+
+
+def effective_workload(scenario: Scenario, config: RunConfig) -> Workload:
+    """The scenario's workload with --requests / --warmups applied."""
+    workload = scenario.workload
+    return Workload(
+        input_len=workload.input_len,
+        output_len=workload.output_len,
+        warmups=workload.warmups if config.warmups is None else config.warmups,
+        requests=workload.requests if config.requests is None else config.requests,
+    )
+
+
+def prompt_ids(length: int, vocab_size: int, seed: int) -> list[int]:
+    """Deterministic token ids, different per request so no prefix is shared between requests."""
+    span = max(vocab_size - 100, 1)
+    return [100 + (seed * 7919 + k * 104729 + 17) % span for k in range(length)]
+
+
+def run_scenario(
+    scenario: Scenario, config: RunConfig, run_dir: Path, host: HostHardware, progress: Progress
+) -> dict[str, Any]:
+    """Run one scenario end to end and write RUN_DIR/<name>/result.json; returns the result."""
+    scenario_dir = run_dir / scenario.name
+    scenario_dir.mkdir(parents=True, exist_ok=True)
+    workload = effective_workload(scenario, config)
+    result = _base_result(scenario, config, workload, host)
+    skip = _skip_reason(scenario, config, host)
+    if skip is not None:
+        result.update(status="skipped", skip_reason=skip, finished_at=now_iso())
+        write_result(scenario_dir, result)
+        return result
+
+    records_dir = scenario_dir / RECORDS_DIR
+    instrument_env, instrument_errors = _instrument_env(records_dir, config.target)
+    port = config.port or free_port(config.host)
+    spec = LaunchSpec(
+        argv=tuple(server_argv(scenario, config, port)),
+        env=(*scenario.env, *instrument_env.items()),
+        host=config.host,
+        port=port,
+        log_path=scenario_dir / LOG_FILE,
+        startup_timeout_s=config.startup_deadline_s(),
+        stop_grace_s=config.stop_grace_s,
+    )
+    result["server"] = {"argv": list(spec.argv), "env": dict(spec.env), "port": port, "log": LOG_FILE,
+                        "extra_server_args": list(config.extra_server_args),
+                        "revert_fixes": list(config.revert_fixes), "shutdown": None}
+    server = Server(spec)
+    startup: Startup | None = None
+    measurement: Measurement | None = None
+    interrupted = False
+    try:
+        progress.phase(f"{scenario.name}: starting {config.target} server")
+        server.start()
+        startup = server.wait_ready()
+        if startup.outcome == "ok":
+            result["target"].update(_target_version(config, spec.base_url))
+            measurement = _measure(spec.base_url, scenario, workload, config, progress)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.phase(f"{scenario.name}: stopping server")
+        shutdown = server.stop()
+    result["server"]["shutdown"] = shutdown.to_json()
+
+    instrumentation, oracle = _inspect(scenario, records_dir, instrument_errors)
+    result["instrumentation"] = instrumentation
+    result["oracle"] = oracle
+    if startup is not None:
+        result["startup"] = _with_recorded_oom(startup, instrumentation["records"])
+    if measurement is not None:
+        result["samples"] = [s.to_json() for s in measurement.samples]
+        result["summary"] = _summary(measurement.samples)
+        result["server_metrics"] = measurement.server_metrics
+    result["failure"] = _failure(result["startup"], measurement, shutdown, interrupted)
+    result["status"] = "failed" if result["failure"] else "ok"
+    result["finished_at"] = now_iso()
+    write_result(scenario_dir, result)
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _skip_reason(scenario: Scenario, config: RunConfig, host: HostHardware) -> str | None:
+    if config.target not in scenario.targets:
+        return f"scenario runs on {', '.join(scenario.targets)}, not on target {config.target!r}"
+    reason = unmet_reason(scenario.hardware_for(config.target), host)
+    return f"hardware absent: {reason}" if reason else None
+
+
+def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunConfig,
+             progress: Progress) -> Measurement:
+    vocab = int(json.loads((scenario.model_dir / "config.json").read_text()).get("vocab_size", 32000))
+    with StreamingClient(base_url, token_timeout_s=config.token_timeout_s) as client:
+        progress.phase(f"{scenario.name}: warm-up", total=workload.warmups)
+        for index in range(workload.warmups):
+            sample = client.generate(index, prompt_ids(workload.input_len, vocab, index), workload.output_len)
+            progress.advance()
+            if not sample.ok:
+                return Measurement((), server_side(scrape(base_url), scrape(base_url)), sample, True)
+        before = scrape(base_url)
+        progress.phase(f"{scenario.name}: measuring", total=workload.requests)
+        samples: list[RequestSample] = []
+        failed = None
+        for index in range(workload.requests):
+            seed = workload.warmups + index
+            sample = client.generate(index, prompt_ids(workload.input_len, vocab, seed), workload.output_len)
+            samples.append(sample)
+            progress.advance()
+            if not sample.ok:
+                failed = sample  # a broken server makes later numbers meaningless
+                break
+        after = scrape(base_url)
+    return Measurement(tuple(samples), server_side(before, after), failed, False)
+
+
+def _summary(samples: tuple[RequestSample, ...]) -> dict[str, Any]:
+    good = [s for s in samples if s.ok]
+    return {
+        "ttft_ms": summarize(s.ttft_ms for s in good),
+        "tpot_ms": summarize(s.tpot_ms for s in good),
+        "e2e_ms": summarize(s.e2e_ms for s in good),
+        "itl_ms": summarize(gap for s in good for gap in s.itl_ms),
+    }
+
+
+def _failure(startup: dict[str, Any] | None, measurement: Measurement | None, shutdown: Shutdown,
+             interrupted: bool) -> dict[str, str] | None:
+    if interrupted:
+        return {"stage": "harness", "kind": "interrupted", "message": "interrupted (SIGINT/SIGTERM)"}
+    if startup is not None and startup["outcome"] != "ok":
+        return {"stage": "startup", "kind": startup["outcome"], "message": startup["message"]}
+    if measurement is not None and measurement.failed is not None:
+        failed = measurement.failed
+        where = "warm-up" if measurement.failed_in_warmup else "measured"
+        return {"stage": "request", "kind": str(failed.error_kind),
+                "message": f"{where} request {failed.index}: {failed.error}"}
+    if shutdown.survivors:
+        return {"stage": "shutdown", "kind": "orphan_processes",
+                "message": f"processes survived SIGKILL of the group: {list(shutdown.survivors)}"}
+    return None
+
+
+def _with_recorded_oom(startup: Startup, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A crash the log could not place is an OOM at capture when the server recorded one."""
+    data = startup.to_json()
+    oom = next((r for r in records if isinstance(r, dict) and r.get("kind") == "capture_oom"), None)
+    data["capture"]["source"] = "log"
+    if oom is None or startup.outcome in ("ok", "oom_during_cuda_graph_capture"):
+        return data
+    capture = data["capture"]
+    capture.update(oom=True, source="instrumentation")
+    for key in ("batch_size", "num_tokens", "requested_bytes", "free_bytes"):
+        if isinstance(oom.get(key), int):
+            capture[key] = oom[key]
+    data["outcome"] = "oom_during_cuda_graph_capture"
+    data["message"] = f"OOM during CUDA graph capture at batch size {capture['batch_size']} (instrumentation)"
+    return data
+
+
+def _instrument_env(records_dir: Path, target: str) -> tuple[dict[str, str], list[str]]:
+    try:
+        from harness.instrument.launch import instrument_env
+    except ImportError as exc:
+        return {}, [f"instrumentation not available: {exc}"]
+    return dict(instrument_env(records_dir, target)), []
+
+
+def _inspect(scenario: Scenario, records_dir: Path, errors: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load the server's instrumentation records and check them against the oracle."""
+    instrumentation: dict[str, Any] = {"records": [], "errors": list(errors)}
+    oracle: dict[str, Any] = {"ok": None, "verdicts": [], "error": None}
+    try:
+        from harness.instrument.reader import load_records
+        from harness.oracle_check import check
+    except ImportError as exc:
+        oracle["error"] = f"oracle check not available: {exc}"
+        return instrumentation, oracle
+    try:
+        loaded = load_records(records_dir)
+        instrumentation["records"] = [_plain(r) for r in loaded.records]
+        instrumentation["errors"] += [_plain(e) for e in loaded.errors]
+        report = check(scenario, loaded)
+        oracle = {"error": None, **_plain(report)}
+        oracle.setdefault("ok", report.ok)
+        oracle.setdefault("verdicts", [])
+    except Exception as exc:  # their bug must not lose the measured result; it is recorded instead
+        oracle["error"] = f"{type(exc).__name__}: {exc}"
+    return instrumentation, oracle
+
+
+def _plain(value: Any) -> Any:
+    return value.to_json() if hasattr(value, "to_json") else value
+
+
+def _target_version(config: RunConfig, base_url: str) -> dict[str, str | None]:
+    if config.target == "reference":
+        return {"version": _package_version(), "commit": _git_commit()[0]}
+    for path in ("/get_server_info", "/server_info"):
+        try:
+            response = requests.get(base_url + path, timeout=5.0)
+            if response.status_code == 200 and isinstance(response.json(), dict):
+                return {"version": response.json().get("version"), "commit": None}
+        except (requests.RequestException, ValueError):
+            continue
+    return {"version": None, "commit": None}
+
+
+def _package_version() -> str | None:
+    try:
+        return importlib.metadata.version("sglang-moe-harness")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the harness checkout, or (None, None) outside git."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit or None, bool(status.strip())
+
+
+def _base_result(scenario: Scenario, config: RunConfig, workload: Workload, host: HostHardware) -> dict[str, Any]:
+    commit, dirty = _git_commit()
+    empty = summarize([])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": scenario.name,
+        "status": "failed",
+        "skip_reason": None,
+        "failure": None,
+        "started_at": now_iso(),
+        "finished_at": now_iso(),
+        "target": {"kind": config.target, "version": None, "commit": None},
+        "harness": {"version": _package_version(), "commit": commit, "dirty": dirty},
+        "hardware": host.to_json(),
+        "scenario_detail": {
+            "description": scenario.description,
+            "path": str(scenario.path),
+            "model_dir": str(scenario.model_dir),
+            "guards": scenario.guards,
+            "server_args": dict(scenario.server_args),
+            "server_cli_args": scenario.server_cli_args(),
+            "env": dict(scenario.env),
+            "hardware_needs": asdict(scenario.hardware_for(config.target)),
+            "oracle": {**asdict(scenario.oracle), "expect": dict(scenario.oracle.expect)},
+        },
+        "server": None,
+        "workload": asdict(workload),
+        "startup": None,
+        "samples": [],
+        "summary": {"ttft_ms": empty, "tpot_ms": empty, "e2e_ms": empty, "itl_ms": empty},
+        "server_metrics": {"ttft_ms_mean": None, "itl_ms_mean": None, "e2e_ms_mean": None, "requests": None,
+                           "error": "not measured"},
+        "instrumentation": {"records": [], "errors": []},
+        "oracle": {"ok": None, "verdicts": [], "error": None},
+    }
+
+
+# ---- `harness run` command line -------------------------------------------------------------------
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"harness run: error: {message} (see harness run --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="harness run", description="Run scenarios at BS=1 and store one result each.")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="catalog name or .toml path (default: baseline)")
+    parser.add_argument("--target", choices=TARGETS, default="reference")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<UTC time>)")
+    parser.add_argument("--requests", type=int, metavar="N", help="measured requests (overrides the scenario)")
+    parser.add_argument("--warmups", type=int, metavar="N", help="discarded warm-up requests (overrides the scenario)")
+    parser.add_argument("--extra-server-args", default="", metavar='"ARGS"',
+                        help='appended verbatim to the server command line; write --extra-server-args="--flag v"')
+    parser.add_argument("--revert-fix", action="append", default=[], metavar="NAME", choices=FIX_NAMES,
+                        help="reference target only: reintroduce a fix's bug (repeatable)")
+    parser.add_argument("--port", type=int, help="server port (default: a free one)")
+    parser.add_argument("--startup-timeout", type=float, metavar="S", help="seconds to wait for /health")
+    parser.add_argument("--token-timeout", type=float, default=60.0, metavar="S",
+                        help="fail a request when the stream is silent this long")
+    parser.add_argument("--launcher", default="", metavar='"CMD"',
+                        help='replaces "python -m <target module>", e.g. "/opt/sgl/bin/python -m sglang.launch_server"')
+    return parser
+
+
+def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
+    """Parse and validate `harness run` arguments; bad input exits 2 with one line."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.requests is not None and args.requests < 1:
+        parser.error(f"--requests: expected an integer >= 1, got {args.requests}")
+    if args.warmups is not None and args.warmups < 0:
+        parser.error(f"--warmups: expected an integer >= 0, got {args.warmups}")
+    if args.revert_fix and args.target != "reference":
+        parser.error("--revert-fix is handed to the reference engine only; sglang runs its fixes as merged")
+    if args.port is not None and not 0 < args.port < 65536:
+        parser.error(f"--port: expected 1..65535, got {args.port}")
+    if args.startup_timeout is not None and args.startup_timeout <= 0:
+        parser.error(f"--startup-timeout: expected seconds > 0, got {args.startup_timeout}")
+    try:
+        extra = tuple(shlex.split(args.extra_server_args))
+        launcher = tuple(shlex.split(args.launcher)) or None
+    except ValueError as exc:
+        parser.error(f"--extra-server-args/--launcher: cannot split: {exc}")
+    try:
+        scenarios = [load_scenario(name) for name in (args.scenarios or ["baseline"])]
+    except ScenarioError as exc:
+        parser.error(str(exc))
+    names = [s.name for s in scenarios]
+    if len(set(names)) != len(names):
+        parser.error(f"scenario named twice: {names}")
+    if args.port is not None:
+        try:
+            check_port_free("127.0.0.1", args.port)
+        except PortInUseError as exc:
+            parser.error(f"--port: {exc}")
+    out = args.out or _default_run_dir()
+    if (out / MANIFEST_FILE).exists():
+        parser.error(f"--out: {out} already holds a run (manifest.json); choose a new directory")
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out: {out} exists and is not a directory")
+    config = RunConfig(
+        out_dir=out, scenarios=tuple(names), target=args.target, requests=args.requests, warmups=args.warmups,
+        extra_server_args=extra, revert_fixes=tuple(args.revert_fix), port=args.port,
+        startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
+    )
+    return config, scenarios
+
+
+def _default_run_dir() -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    candidate, n = Path("runs") / stamp, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path("runs") / f"{stamp}-{n}"
+    return candidate
+
+
+def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], console: Console) -> list[dict[str, Any]]:
+    """Run every scenario in order, keeping the manifest current; SIGTERM is treated like Ctrl-C."""
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.start(config.out_dir, config.target, argv, [s.name for s in scenarios])
+    host = detect_host()
+    results = []
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with RichProgress(console) as progress:
+            for scenario in scenarios:
+                manifest.mark_running(scenario.name)
+                result = run_scenario(scenario, config, config.out_dir, host, progress)
+                manifest.mark_done(scenario.name, result["status"])
+                results.append(result)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return results
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`harness run`: 0 when every scenario ran (or was skipped) and no oracle verdict failed."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config, scenarios = config_from_args(argv)
+    console = Console()
+    try:
+        results = run_all(config, scenarios, ["harness", "run", *argv], console)
+    except KeyboardInterrupt:
+        console.print(f"[red]interrupted[/]; finished results are kept in {config.out_dir}")
+        return 130
+    console.print(summary_table(results, title=f"harness run -> {config.out_dir}"))
+    for result in results:
+        explain(result, console)
+    console.print(f"results: {config.out_dir}")
+    bad = [r for r in results if r["status"] == "failed" or (r.get("oracle") or {}).get("ok") is False]
+    return 1 if bad else 0

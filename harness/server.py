@@ -1,0 +1,265 @@
+"""Server lifecycle: launch in its own process group, wait for /health, classify failures, kill the group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+import requests
+
+from harness.config import RunConfig
+from harness.scenario import Scenario
+from harness.server_log import FATAL_MARKER, CaptureInfo, diagnose, parse_capture
+
+TARGET_MODULES = {"reference": "reference_impl.engine", "sglang": "sglang.launch_server"}
+# Flags every sglang launch needs: dummy weights from a config.json, token ids in and out, /metrics.
+SGLANG_FIXED_ARGS = ("--load-format", "dummy", "--skip-tokenizer-init", "--enable-metrics")
+_POLL_S = 0.1
+# After the fatal marker, give the process a moment to finish writing its traceback before reading.
+_SETTLE_S = 1.0
+
+
+class PortInUseError(RuntimeError):
+    """The requested port is already bound on the host."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything needed to start one server process."""
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # added to (and overriding) the harness's own environment
+    host: str
+    port: int
+    log_path: Path
+    startup_timeout_s: float
+    stop_grace_s: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How startup ended: outcome (ok|oom_during_cuda_graph_capture|crash|timeout) and the evidence."""
+
+    outcome: str
+    message: str
+    elapsed_s: float
+    returncode: int | None
+    capture: CaptureInfo
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "message": self.message,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "returncode": self.returncode,
+            "capture": self.capture.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """How the process group was stopped and whether anything survived it."""
+
+    signal: str  # "SIGTERM" when that sufficed, "SIGKILL" when the group had to be killed
+    returncode: int | None
+    elapsed_s: float
+    survivors: tuple[int, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "signal": self.signal,
+            "returncode": self.returncode,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "survivors": list(self.survivors),
+        }
+
+
+def server_argv(scenario: Scenario, config: RunConfig, port: int) -> list[str]:
+    """The full command line for `config.target`; the same shape for the reference engine and sglang."""
+    prefix = list(config.launcher or (config.python, "-m", TARGET_MODULES[config.target]))
+    argv = [*prefix, "--model-path", str(scenario.model_dir), "--host", config.host, "--port", str(port)]
+    if config.target == "sglang":
+        argv += SGLANG_FIXED_ARGS
+    argv += scenario.server_cli_args()
+    argv += config.extra_server_args
+    for fix in config.revert_fixes:
+        argv += ["--revert-fix", fix]
+    return argv
+
+
+def free_port(host: str) -> int:
+    """A port the kernel considers free right now (a later bind can still race; startup then crashes)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUseError when `port` cannot be bound, so a foreign server is never measured."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(f"port {port} on {host} is already in use ({exc.strerror})") from None
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is `pgid`."""
+    members = []
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                members.append(pid)
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            continue
+    return members
+
+
+class Server:
+    """One server process group; a context manager that always stops it on exit."""
+
+    def __init__(self, spec: LaunchSpec) -> None:
+        self.spec = spec
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._known_pids: set[int] = set()
+        self._shutdown: Shutdown | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def pgid(self) -> int | None:
+        # start_new_session makes the launcher a session and group leader: pgid == pid.
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **dict(self.spec.env)}
+        with open(self.spec.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                list(self.spec.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> Startup:
+        """Poll /health until 200, the process exits, the log shows a fatal error, or the deadline passes."""
+        assert self._proc is not None, "start() first"
+        started = time.monotonic()
+        deadline = started + self.spec.startup_timeout_s
+        session = requests.Session()
+        try:
+            while True:
+                self._remember_children()
+                returncode = self._proc.poll()
+                log = self.read_log()
+                if returncode is not None or FATAL_MARKER in log:
+                    if returncode is None:
+                        time.sleep(_SETTLE_S)
+                        log = self.read_log()
+                    return self._failed(log, returncode, started, timed_out=False)
+                if self._healthy(session):
+                    return Startup("ok", "healthy", time.monotonic() - started, None, parse_capture(log))
+                if time.monotonic() >= deadline:
+                    return self._failed(log, None, started, timed_out=True)
+                time.sleep(_POLL_S)
+        finally:
+            session.close()
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def read_log(self) -> str:
+        try:
+            return self.spec.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> Shutdown:
+        """SIGTERM the group (and any descendant that left it), then SIGKILL after the grace period."""
+        if self._shutdown is not None:
+            return self._shutdown
+        if self._proc is None:
+            self._shutdown = Shutdown("SIGTERM", None, 0.0, ())
+            return self._shutdown
+        started = time.monotonic()
+        self._remember_children()
+        used = "SIGTERM"
+        self._signal_all(signal.SIGTERM)
+        if not self._wait_gone(self.spec.stop_grace_s):
+            used = "SIGKILL"
+            self._signal_all(signal.SIGKILL)
+            self._wait_gone(10.0)
+        self._shutdown = Shutdown(used, self._proc.poll(), time.monotonic() - started, tuple(self._survivors()))
+        return self._shutdown
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _healthy(self, session: requests.Session) -> bool:
+        try:
+            return session.get(f"{self.spec.base_url}/health", timeout=2.0).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _failed(self, log: str, returncode: int | None, started: float, timed_out: bool) -> Startup:
+        diagnosis = diagnose(log, returncode, timed_out, self.spec.startup_timeout_s)
+        return Startup(diagnosis.outcome, diagnosis.message, time.monotonic() - started, returncode,
+                       parse_capture(log))
+
+    def _remember_children(self) -> None:
+        # Descendants that call setsid() leave the group; remembering them lets stop() reach them too.
+        assert self._proc is not None
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self._known_pids.update(c.pid for c in psutil.Process(self._proc.pid).children(recursive=True))
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        assert self._proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+        for pid in self._known_pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    os.kill(pid, sig)
+
+    def _survivors(self) -> list[int]:
+        assert self._proc is not None
+        alive = set(group_members(self._proc.pid))
+        for pid in self._known_pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.add(pid)
+        return sorted(alive)
+
+    def _wait_gone(self, timeout_s: float) -> bool:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=_POLL_S)  # reaps the leader so it does not linger as a zombie
+            if not self._survivors():
+                return True
+            if time.monotonic() >= deadline:
+                return False
