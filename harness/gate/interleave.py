@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +53,19 @@ def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tu
 
 
 def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
-    """Run the scenarios through the harness core's run pipeline (harness.run.run_scenarios)."""
+    """Run the scenarios through the harness core's pipeline, the side's command as the launcher."""
+    from rich.console import Console
+
+    from harness.config import RunConfig
+    from harness.run import run_all
+    from harness.scenario import ScenarioError, load_scenario
+
     try:
-        run = importlib.import_module("harness.run")
-    except ModuleNotFoundError as exc:
-        raise GateInputError("harness.run is not available: interleaved runs need the harness core") from exc
-    run_scenarios = getattr(run, "run_scenarios", None)
-    if run_scenarios is None:
-        raise GateInputError("harness.run.run_scenarios(scenarios, out_dir, *, target, server_cmd, requests, "
-                             "warmups) is missing: interleaved runs need it")
-    run_scenarios(list(plan.scenarios), side_round.run_dir, target=plan.target,
-                  server_cmd=list(side_round.server_cmd), requests=plan.requests, warmups=plan.warmups)
+        scenarios = [load_scenario(name) for name in plan.scenarios]
+    except ScenarioError as exc:
+        raise GateInputError(str(exc)) from exc
+    config = RunConfig(out_dir=side_round.run_dir, scenarios=tuple(s.name for s in scenarios), target=plan.target,
+                       requests=plan.requests, warmups=plan.warmups, launcher=side_round.server_cmd,
+                       progress=False)
+    argv = ["harness", "gate", f"--{side_round.side}-cmd", " ".join(side_round.server_cmd), *plan.scenarios]
+    run_all(config, scenarios, argv, Console(stderr=True, quiet=True))

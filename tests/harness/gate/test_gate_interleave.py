@@ -1,0 +1,59 @@
+"""`harness gate --base-cmd --head-cmd`: real servers on loopback, run A B A B through harness.run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.gate.cli import main
+from harness.gate.interleave import InterleavePlan, SideRound, run_interleaved
+
+FAKE = Path(__file__).resolve().parents[1] / "fake_servers" / "sglang_like.py"
+
+
+def _cmd(*flags: str) -> str:
+    return " ".join([sys.executable, str(FAKE), *flags])
+
+
+def _results(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/round-*/baseline/result.json"))]
+
+
+def test_slower_head_is_a_regression_with_rounds_interleaved(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "gate"
+    code = main(["--base-cmd", _cmd("--fake-interval-ms", "2"), "--head-cmd", _cmd("--fake-interval-ms", "2.6"),
+                 "--rounds", "2", "--requests", "10", "--warmups", "1", "--out", str(out), "--no-plots", "baseline"])
+    text = capsys.readouterr().out
+    assert code == 1, text
+    verdict = json.loads((out / "verdict.json").read_text())
+    tpot = next(r for r in verdict["rows"] if r["metric"] == "tpot_ms")
+    assert tpot["verdict"] == "regression" and tpot["estimate"]["n_base"] == 20
+    results = _results(out)
+    assert len(results) == 4 and all(r["status"] == "ok" for r in results)
+    assert all(r["server"]["shutdown"]["survivors"] == [] for r in results)  # no orphan server
+    # A B A B: results were written in this order (mtime has ns resolution, started_at only seconds).
+    paths = sorted((out / "runs").glob("*/round-*/baseline/result.json"), key=lambda p: p.stat().st_mtime_ns)
+    assert [(p.parts[-4], p.parts[-3]) for p in paths] == [
+        ("base", "round-00"), ("head", "round-00"), ("base", "round-01"), ("head", "round-01")]
+    head_argv = json.loads(paths[1].read_text())["server"]["argv"]
+    assert head_argv[head_argv.index("--fake-interval-ms") + 1] == "2.6"
+
+def test_head_that_cannot_start_is_a_regression(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "gate"
+    code = main(["--base-cmd", _cmd(), "--head-cmd", _cmd("--fake-mode", "crash_on_start"), "--rounds", "1",
+                 "--requests", "8", "--warmups", "0", "--out", str(out), "--no-plots", "baseline"])
+    assert code == 1
+    rows = json.loads((out / "verdict.json").read_text())["rows"]
+    assert {r["metric"]: r["verdict"] for r in rows}["startup"] == "regression"
+
+
+def test_harness_error_is_infrastructure_naming_the_round(tmp_path: Path) -> None:
+    def broken(plan: InterleavePlan, side_round: SideRound) -> None:
+        raise OSError("disk full")
+
+    plan = InterleavePlan(("baseline",), ("a",), ("b",), 2, None, None, "reference", tmp_path)
+    with pytest.raises(Exception, match=r"base/round-00: harness run failed for the base side, round 0: OSError"):
+        run_interleaved(plan, broken)
