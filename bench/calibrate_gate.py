@@ -58,10 +58,13 @@ def engine_cmd(plan: CalibrationPlan, delay_us: int) -> tuple[str, ...]:
     return tuple(cmd)
 
 
-def collect(plan: CalibrationPlan, run_side: RunSide | None = None) -> list[Pool]:
-    """Run A/A first (it also measures base TPOT), then one A/B pool per slowdown."""
-    pools = [_collect_one(plan, 0.0, 0, run_side)]
-    tpot_us = float(np.median(np.concatenate(pools[0].base))) * 1000.0
+def collect(plan: CalibrationPlan, run_side: RunSide | None = None, *, base_tpot_ms: float | None = None,
+            with_aa: bool = True) -> list[Pool]:
+    """Run A/A first (it also measures base TPOT unless given), then one A/B pool per slowdown."""
+    pools = [_collect_one(plan, 0.0, 0, run_side)] if with_aa else []
+    if base_tpot_ms is None:
+        base_tpot_ms = float(np.median(np.concatenate(pools[0].base)))
+    tpot_us = base_tpot_ms * 1000.0
     for slowdown in plan.slowdowns:
         pools.append(_collect_one(plan, slowdown, round(slowdown * tpot_us), run_side))
         save_pools(plan.out / "pools.json", pools)
@@ -132,9 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         pool_rounds=args.pool_rounds, pool_requests=args.pool_requests, warmups=args.warmups,
         request_counts=tuple(int(x) for x in args.request_counts.split(",")), rounds=args.rounds,
         trials=args.trials, thresholds=_floats(args.thresholds))
-    pools = load_pools(args.from_pools) if args.from_pools else collect(plan)
-    if not args.from_pools:
+    if args.skip_aa and args.base_tpot_ms is None:
+        raise SystemExit("calibrate_gate: --skip-aa needs --base-tpot-ms (the A/A pool measures it otherwise)")
+    if args.from_pools:
+        pools = sorted((p for path in args.from_pools for p in load_pools(path)), key=lambda p: p.slowdown)
+    else:
+        pools = collect(plan, base_tpot_ms=args.base_tpot_ms, with_aa=not args.skip_aa)
         save_pools(plan.out / "pools.json", pools)
+    if args.collect_only:
+        return 0
+    if not pools or pools[0].slowdown != 0.0:
+        raise SystemExit("calibrate_gate: the evaluation needs an A/A pool (slowdown 0)")
     trial_plan = TrialPlan(plan.request_counts, plan.rounds, plan.trials, plan.seed)
     rates = evaluate(pools, trial_plan, load_config(), plan.thresholds)
     print(report(plan, pools, rates, args.where))
@@ -159,7 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--thresholds", default="0.01,0.02")
     p.add_argument("--where", default="CPU, this machine", help="label for the report (machine/device)")
-    p.add_argument("--from-pools", type=Path, default=None, help="re-evaluate a saved pools.json")
+    p.add_argument("--from-pools", type=Path, nargs="+", default=None, help="re-evaluate saved pools.json files")
+    p.add_argument("--base-tpot-ms", type=float, default=None, help="base TPOT the delays are a share of")
+    p.add_argument("--skip-aa", action="store_true", help="collect A/B pools only (needs --base-tpot-ms)")
+    p.add_argument("--collect-only", action="store_true", help="write pools.json, evaluate later")
     return p
 
 
