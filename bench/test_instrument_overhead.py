@@ -1,0 +1,102 @@
+"""Instrumentation overhead: BS=1 TPOT of an instrumented vs a plain reference-engine server.
+
+Both servers run at once and requests alternate between them (plain, instrumented, plain, ...), so
+drift on a shared machine hits both alike. The benchmarked value is one instrumented request; the
+comparison (medians and their ratio) goes to extra_info, and the goal is an overhead under 1%.
+Run: `.venv/bin/python -m pytest bench/test_instrument_overhead.py --benchmark-only`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.client import RequestSample, StreamingClient
+from harness.config import RunConfig
+from harness.instrument.launch import instrument_env
+from harness.instrument.reader import load_records
+from harness.scenario import Scenario, load_scenario
+from harness.server import LaunchSpec, Server, free_port, server_argv
+
+HOST = "127.0.0.1"
+INPUT_LEN = 32
+OUTPUT_LEN = 64
+PAIRS = 30
+WARMUP_PAIRS = 3
+OVERHEAD_GOAL = 0.01
+
+
+def _prompt(length: int) -> list[int]:
+    return [1 + (17 * i) % 997 for i in range(length)]
+
+
+def _launch(scenario: Scenario, out: Path, env: dict[str, str]) -> LaunchSpec:
+    config = RunConfig(out_dir=out, scenarios=(scenario.name,), target="reference")
+    port = free_port(HOST)
+    return LaunchSpec(argv=tuple(server_argv(scenario, config, port)), env=tuple(env.items()), host=HOST,
+                      port=port, log_path=out / "server.log", startup_timeout_s=config.startup_deadline_s(),
+                      stop_grace_s=config.stop_grace_s)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server, Path]]:
+    """(plain server, instrumented server, its records dir), both stopped with their process groups."""
+    scenario = load_scenario("baseline")
+    plain_out = tmp_path_factory.mktemp("plain")
+    inst_out = tmp_path_factory.mktemp("instrumented")
+    records = inst_out / "records"
+    plain_spec = _launch(scenario, plain_out, {"HARNESS_INSTRUMENT_DIR": ""})
+    inst_spec = _launch(scenario, inst_out, instrument_env(records, "reference"))
+    with Server(plain_spec) as plain, Server(inst_spec) as instrumented:
+        for server in (plain, instrumented):
+            startup = server.wait_ready()
+            if startup.outcome != "ok":
+                pytest.fail(f"reference engine did not start ({startup.outcome}): {startup.message}\n"
+                            f"{server.read_log()[-2000:]}")
+        yield plain, instrumented, records
+    for server in (plain, instrumented):
+        shutdown = server.stop()
+        assert not shutdown.survivors, f"server processes survived: {shutdown.survivors}"
+
+
+def test_instrumented_bs1_tpot_overhead(benchmark, servers: tuple[Server, Server, Path]) -> None:
+    plain, instrumented, records = servers
+    input_ids = _prompt(INPUT_LEN)
+    plain_samples: list[RequestSample] = []
+    inst_samples: list[RequestSample] = []
+    with StreamingClient(plain.spec.base_url, token_timeout_s=60.0) as plain_client, \
+            StreamingClient(instrumented.spec.base_url, token_timeout_s=60.0) as inst_client:
+
+        def pair() -> RequestSample:
+            plain_samples.append(plain_client.generate(len(plain_samples), input_ids, OUTPUT_LEN))
+            sample = inst_client.generate(len(inst_samples), input_ids, OUTPUT_LEN)
+            inst_samples.append(sample)
+            return sample
+
+        benchmark.pedantic(pair, rounds=PAIRS, warmup_rounds=WARMUP_PAIRS, iterations=1)
+
+    measured = list(zip(plain_samples[WARMUP_PAIRS:], inst_samples[WARMUP_PAIRS:], strict=True))
+    failed = [s.error for pair_ in measured for s in pair_ if not s.ok]
+    assert not failed, failed
+    plain_tpot = [p.tpot_ms for p, _ in measured]
+    inst_tpot = [i.tpot_ms for _, i in measured]
+    assert None not in plain_tpot and None not in inst_tpot
+    ratios = [i / p for p, i in zip(plain_tpot, inst_tpot, strict=True)]
+    overhead = statistics.median(ratios) - 1.0
+
+    loaded = load_records(records)
+    assert loaded.errors == ()
+    assert loaded.of_kind("cuda_graph_capture") or loaded.of_kind("attn_tp_gather"), "server wrote no records"
+    benchmark.extra_info.update({
+        "input_len": INPUT_LEN, "output_len": OUTPUT_LEN, "batch_size": 1, "pairs": len(measured),
+        "tpot_ms_median_plain": statistics.median(plain_tpot),
+        "tpot_ms_median_instrumented": statistics.median(inst_tpot),
+        "tpot_overhead_median_paired_ratio": overhead,
+        "records_written": len(loaded.records),
+    })
+    assert overhead < OVERHEAD_GOAL, (
+        f"instrumented BS=1 TPOT is {overhead:+.2%} vs plain (goal < {OVERHEAD_GOAL:.0%}); "
+        f"medians {statistics.median(inst_tpot):.3f} vs {statistics.median(plain_tpot):.3f} ms")
