@@ -1,0 +1,76 @@
+"""The one frozen configuration object the engine hands down from the CLI to every rank."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from reference_impl.fixset import FixSet
+from reference_impl.inputs import ServerArgs
+
+A2A_TOKENS_ENV = "SGLANG_FLASHINFER_NUM_MAX_DISPATCH_TOKENS_PER_RANK"
+DEVICE_MEMORY_ENV = "REFERENCE_ENGINE_DEVICE_MEMORY_GIB"
+DEFAULT_MEM_FRACTION_STATIC = 0.88
+DEFAULT_CUDA_GRAPH_MAX_BS = 8
+DEFAULT_CPU_DEVICE_MEMORY_GIB = 8.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Server args (sglang names, as the oracle reads them) plus the engine's own knobs."""
+
+    model_path: str
+    server_args: ServerArgs
+    fixes: FixSet = field(default_factory=FixSet)
+    host: str = "127.0.0.1"
+    port: int = 30000
+    device: str = "cpu"
+    disable_cuda_graph: bool = False
+    inject_decode_delay_us: int = 0
+    # Capacity of the simulated device on CPU; on CUDA an optional cap of the real allocator.
+    device_memory_gib: float | None = None
+    max_total_tokens: int | None = None
+    context_length: int | None = None
+    seed: int = 0
+    env: tuple[tuple[str, str], ...] = ()
+    ignored_flags: tuple[str, ...] = ()
+    eager_dispatch_records: int = 32
+
+    @property
+    def world_size(self) -> int:
+        return self.server_args.tp_size
+
+    @property
+    def mem_fraction_static(self) -> float:
+        mfs = self.server_args.mem_fraction_static
+        return DEFAULT_MEM_FRACTION_STATIC if mfs is None else mfs
+
+    @property
+    def max_running_requests(self) -> int:
+        return self.server_args.max_running_requests or 32
+
+    @property
+    def chunked_prefill_size(self) -> int:
+        cps = self.server_args.chunked_prefill_size
+        return cps if cps and cps > 0 else 4096
+
+    @property
+    def cuda_graph_max_bs(self) -> int:
+        return self.server_args.cuda_graph_max_bs or min(DEFAULT_CUDA_GRAPH_MAX_BS, self.max_running_requests)
+
+    def env_value(self, name: str) -> str | None:
+        return dict(self.env).get(name)
+
+    def resolved(self) -> dict[str, object]:
+        """The resolved arguments as plain JSON (for /server_info), sglang's field names first."""
+        out: dict[str, object] = dataclasses.asdict(self.server_args)
+        out.update(
+            model_path=self.model_path, host=self.host, port=self.port, device=self.device,
+            disable_cuda_graph=self.disable_cuda_graph, inject_decode_delay_us=self.inject_decode_delay_us,
+            device_memory_gib=self.device_memory_gib, max_total_tokens=self.max_total_tokens,
+            context_length=self.context_length, random_seed=self.seed,
+            mem_fraction_static=self.mem_fraction_static, max_running_requests=self.max_running_requests,
+            chunked_prefill_size=self.chunked_prefill_size, cuda_graph_max_bs=self.cuda_graph_max_bs,
+            reverted_fixes=self.fixes.sorted_reverted(), env=dict(self.env),
+        )
+        return out

@@ -1,0 +1,69 @@
+"""Builds one rank: device, memory, oracle plan, process groups, model runner, captured graphs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib import metadata
+
+import torch
+
+from reference_impl.engine.comms import Comms
+from reference_impl.engine.device_memory import DeviceMemory
+from reference_impl.engine.engine_config import EngineConfig
+from reference_impl.engine.model_spec import ModelSpec, load_model_spec
+from reference_impl.engine.plan import EnginePlan, build_plan
+from reference_impl.engine.rank_layout import RankLayout
+from reference_impl.engine.records import Records
+from reference_impl.engine.runner import ModelRunner, StartupError
+
+logger = logging.getLogger("reference_engine")
+
+
+def engine_version() -> str:
+    try:
+        return f"reference-{metadata.version('sglang-moe-harness')}"
+    except metadata.PackageNotFoundError:
+        return "reference-0+unknown"
+
+
+def check_plan(plan: EnginePlan, spec: ModelSpec) -> None:
+    """Layouts the oracle says sglang rejects, or the engine cannot lay out, stop before any rank starts."""
+    if plan.layout_errors:
+        raise StartupError("config rejected: " + "; ".join(plan.layout_errors))
+    ep = plan.resolved.server_args.ep_size
+    if spec.num_experts % ep:
+        raise StartupError(f"server_args.ep_size: {ep} does not divide num_experts {spec.num_experts}")
+
+
+@dataclass
+class Rank:
+    config: EngineConfig
+    spec: ModelSpec
+    plan: EnginePlan
+    layout: RankLayout
+    comms: Comms
+    runner: ModelRunner
+    records: Records
+
+
+def build_rank(config: EngineConfig, rank: int, master_port: int | None) -> Rank:
+    if config.device == "cuda":
+        device = torch.device("cuda", rank % max(1, torch.cuda.device_count()))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.world_size))
+    records = Records(rank, config.eager_dispatch_records)
+    records.write("process_start", target="reference", target_version=engine_version())
+    memory = DeviceMemory(device, config.device_memory_gib)
+    spec = load_model_spec(config.model_path)
+    plan = build_plan(config, spec, memory.total_bytes())
+    check_plan(plan, spec)
+    layout = RankLayout.of(plan.resolved.server_args, rank)
+    comms = Comms(layout, device, master_port)
+    runner = ModelRunner(config, spec, plan, layout, comms, memory, records)
+    runner.capture_cuda_graphs()
+    comms.barrier()
+    return Rank(config, spec, plan, layout, comms, runner, records)

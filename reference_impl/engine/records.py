@@ -1,0 +1,32 @@
+"""The engine's instrumentation writer: harness records when HARNESS_INSTRUMENT_DIR is set, else nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.instrument.records import RecordWriter, writer_from_env
+
+
+class Records:
+    """Writes records of this rank; `dispatch` eager records stop after a fixed count."""
+
+    def __init__(self, rank: int, eager_dispatch_limit: int) -> None:
+        self._writer: RecordWriter | None = writer_from_env()
+        if self._writer is not None:
+            self._writer.rank = rank
+        self._eager_left = eager_dispatch_limit
+
+    def write(self, kind: str, **fields: Any) -> None:
+        if self._writer is not None:
+            self._writer.write(kind, **fields)
+
+    def dispatch(self, capturing: bool, **fields: Any) -> None:
+        if not capturing:
+            if self._eager_left <= 0:
+                return
+            self._eager_left -= 1
+        self.write("dispatch", phase="capture" if capturing else "eager", **fields)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()

@@ -1,0 +1,292 @@
+"""One rank's model runner: builds the model and buffers from the plan, captures decode graphs, runs steps."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import torch
+
+from reference_impl.engine.comms import Comms
+from reference_impl.engine.device_memory import GIB, DeviceMemory
+from reference_impl.engine.dispatcher import A2ADispatcher
+from reference_impl.engine.engine_config import EngineConfig
+from reference_impl.engine.forward_batch import ForwardBatch, ForwardMode
+from reference_impl.engine.kv_cache import KvCache
+from reference_impl.engine.mlp_path import MlpCommunicator
+from reference_impl.engine.model import MoeModel
+from reference_impl.engine.model_spec import ModelSpec
+from reference_impl.engine.plan import EnginePlan
+from reference_impl.engine.rank_layout import RankLayout
+from reference_impl.engine.records import Records
+from reference_impl.engine.step import GroupWork, Step
+from reference_impl.engine.weights import WeightFactory
+
+logger = logging.getLogger("reference_engine.runner")
+
+
+class StartupError(RuntimeError):
+    """The configuration cannot start (weights exceed the static budget, bad layout)."""
+
+
+class ModelRunner:
+    def __init__(self, config: EngineConfig, spec: ModelSpec, plan: EnginePlan, layout: RankLayout,
+                 comms: Comms, memory: DeviceMemory, records: Records) -> None:
+        self.config, self.spec, self.plan, self.layout = config, spec, plan, layout
+        self.comms, self.memory, self.records = comms, memory, records
+        self.device = memory.device
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.use_graphs = not config.disable_cuda_graph
+        self.context_len = min(config.context_length or spec.max_position_embeddings, spec.max_position_embeddings)
+        self._write_layout_records()
+
+        tic = time.perf_counter()
+        weights = WeightFactory(config.seed, self.device, self.dtype)
+        self.model = MoeModel(spec, layout.expert_slice(spec.num_experts), weights, self.context_len)
+        weight_bytes = sum(t.numel() * t.element_size() for t in _tensors(self.model))
+        memory.charge("weights", weight_bytes)
+        logger.info(f"Load weight end. elapsed={time.perf_counter() - tic:.2f} s, type={type(self.model).__name__}, "
+                    f"dtype={self.dtype}, mem usage={weight_bytes / GIB:.2f} GB.")
+
+        self.dispatcher = None
+        if plan.geometry is not None:
+            self.dispatcher = A2ADispatcher(plan, layout, comms, memory, records, spec.hidden_size,
+                                            spec.num_experts_per_tok)
+        self.gathered_buffer = None
+        if plan.flags.require_gathered_buffer:
+            rows = max(plan.resolved.chunked_prefill_size, max(plan.captured_batch_sizes)) * layout.group_size
+            self.gathered_buffer = memory.empty("gathered_buffer", (rows, spec.hidden_size), self.dtype)
+        records.write("gathered_buffer", allocated=self.gathered_buffer is not None,
+                      num_tokens=0 if self.gathered_buffer is None else int(self.gathered_buffer.shape[0]))
+        self.path = MlpCommunicator(plan, layout, comms, self.dispatcher, self.gathered_buffer,
+                                    dense_experts=self.device.type == "cuda")
+
+        static = int(memory.total_bytes() * plan.resolved.mem_fraction_static)
+        kv_budget = static - weight_bytes
+        if kv_budget <= 0:
+            raise StartupError(f"Loaded weights ({weight_bytes / GIB:.2f} GB) exceed the static budget "
+                               f"mem_fraction_static x total = {static / GIB:.2f} GB")
+        per_slot = KvCache.bytes_per_slot(spec, self.dtype)
+        slots = kv_budget // per_slot
+        if config.max_total_tokens is not None:
+            slots = min(slots, config.max_total_tokens + 1)
+        self.kv = KvCache(spec, int(slots), memory, self.dtype)
+        logger.info(f"KV Cache is allocated. #tokens: {slots - 1}, KV size: {slots * per_slot / GIB:.2f} GB")
+        self.graphs: dict[int, _Graph] = {}
+        self.graph_pool: torch.Tensor | None = None
+
+    @property
+    def max_total_tokens(self) -> int:
+        return self.kv.num_slots - 1
+
+    def _write_layout_records(self) -> None:
+        lay, plan, args = self.layout, self.plan, self.plan.resolved.server_args
+        self.records.write("parallel_groups", tp_size=args.tp_size, dp_size=args.dp_size, ep_size=args.ep_size,
+                           attn_tp_size=lay.attn_tp_size, attn_cp_size=lay.attn_cp_size,
+                           moe_dp_size=lay.moe_dp_size,
+                           moe_dp_group_is_attn_cp_group=plan.moe_dp_group_is_attn_cp_group)
+        f = plan.flags
+        self.records.write("attn_tp_gather", require_attn_tp_gather=f.require_attn_tp_gather,
+                           require_mlp_tp_gather=f.require_mlp_tp_gather,
+                           require_gathered_buffer=f.require_gathered_buffer, require_mlp_sync=f.require_mlp_sync)
+        for layer_id in range(self.spec.num_hidden_layers):
+            sparse = self.spec.is_sparse_layer(layer_id)
+            self.records.write("mlp_scatter_mode", layer_id=layer_id, is_sparse=sparse,
+                               mode=plan.mlp_mode(sparse))
+
+    # ---- decode geometry -------------------------------------------------------------------
+    def decode_num_tokens(self, batch_size: int) -> tuple[int, bool]:
+        """(tokens the decode step runs, whether a captured graph serves it)."""
+        if self.use_graphs:
+            n = self.plan.capture_num_tokens(batch_size)
+            if n is not None:
+                return n, True
+        return batch_size, False
+
+    # ---- graph capture ---------------------------------------------------------------------
+    def capture_cuda_graphs(self) -> None:
+        """Decode graphs for every captured size, largest first (CPU: a warm-up forward per size)."""
+        if not self.use_graphs:
+            return
+        sizes = list(self.plan.captured_batch_sizes)
+        tic, before = time.perf_counter(), self.memory.free_bytes()
+        kind = "CUDA graph" if self.device.type == "cuda" else "CPU graph (stand-in)"
+        logger.info(f"Capture target decode {kind} begin. backend=full, num_tokens_per_req=1, bs={sizes}, "
+                    f"avail mem={before / GIB:.2f} GB")
+        for num_tokens in reversed(sizes):
+            self._capture_one(num_tokens)
+        after = self.memory.free_bytes()
+        logger.info(f"Capture target decode {kind} end. elapsed={time.perf_counter() - tic:.2f} s, "
+                    f"mem usage={(before - after) / GIB:.2f} GB, avail mem={after / GIB:.2f} GB.")
+
+    def _capture_one(self, num_tokens: int) -> None:
+        free0, alloc0, tic = self.memory.free_bytes(), self.memory.allocated_bytes(), time.perf_counter()
+        logger.info(f"Capturing batches (bs={num_tokens} avail_mem={free0 / GIB:.2f} GB)")
+        global_num_tokens = self.plan.capture_global_num_tokens(num_tokens)
+        self.records.write("set_dp_buffer_len", global_dp_buffer_len=self._buffer_len(num_tokens),
+                           local_dp_buffer_len=num_tokens, global_num_tokens=global_num_tokens)
+        try:
+            if self.graph_pool is None and self.device.type != "cuda":
+                # Stand-in for the CUDA graph memory pool: sglang's reserve plus the largest graph's activations.
+                size = self.plan.graph_pool_bytes() + self.plan.capture_activation_bytes(num_tokens)
+                self.graph_pool = self.memory.empty("cuda_graph_pool", (size,), torch.uint8)
+            batch = self._dummy_decode(num_tokens, global_num_tokens)
+            if self.device.type == "cuda":
+                self.graphs[num_tokens] = _Graph.capture(self, batch)
+            else:
+                batch.capturing = True
+                self._forward(batch)
+        except torch.OutOfMemoryError as exc:
+            self.records.write("capture_oom", batch_size=num_tokens, num_tokens=num_tokens,
+                               requested_bytes=_requested_bytes(str(exc)), free_bytes=self.memory.free_bytes(),
+                               message=str(exc).splitlines()[0])
+            raise
+        self.records.write("cuda_graph_capture", batch_size=num_tokens, num_tokens=num_tokens,
+                           mem_free_before=free0, mem_free_after=self.memory.free_bytes(),
+                           allocated_before=alloc0, allocated_after=self.memory.allocated_bytes(),
+                           elapsed_s=time.perf_counter() - tic)
+
+    def _buffer_len(self, num_tokens: int) -> int | None:
+        f = self.plan.flags
+        if f.require_mlp_tp_gather:
+            return num_tokens * self.layout.dp_size
+        return num_tokens if f.require_attn_tp_gather else None
+
+    # ---- steps ---------------------------------------------------------------------------------
+    def run_step(self, step: Step) -> list[int]:
+        """Runs this rank's share of the step; returns greedy tokens for its group's sample rows."""
+        work = step.groups[self.layout.dp_rank]
+        if step.kind == "decode":
+            batch, graph = self._decode_batch(step)
+        else:
+            batch, graph = self._extend_batch(step), None
+        logits = graph.replay(batch) if graph is not None else self._forward(batch)
+        if not work.sample_rows:
+            return []
+        return logits[: len(work.sample_rows)].argmax(-1).tolist()
+
+    def _forward(self, batch: ForwardBatch) -> torch.Tensor:
+        rows = torch.tensor(_sample_rows(batch), dtype=torch.long, device=self.device)
+        return self.model(batch, self.kv, self.path, rows)
+
+    def _global_num_tokens(self, my_tokens: int) -> list[int] | None:
+        """sglang's prepare_mlp_sync_batch: a real all_gather of every DP group's token count."""
+        if not self.plan.flags.require_mlp_sync:
+            return None
+        counts = self.comms.all_gather_ints(my_tokens)
+        return [counts[d * self.layout.group_size] for d in range(self.layout.dp_size)]
+
+    def _extend_batch(self, step: Step) -> ForwardBatch:
+        work = step.groups[self.layout.dp_rank]
+        t = self._tensors(work)
+        slots = [torch.tensor(s, dtype=torch.long, device=self.device) for s in work.seg_slots]
+        mode = ForwardMode.EXTEND if work.num_tokens else ForwardMode.IDLE
+        return ForwardBatch(mode, *t, seg_lens=work.seg_lens, seg_prefix_lens=work.seg_prefix_lens,
+                            seg_kv_slots=slots, global_num_tokens=self._global_num_tokens(work.num_tokens),
+                            dp_num_tokens=[g.num_tokens for g in step.groups])
+
+    def _decode_batch(self, step: Step) -> tuple[ForwardBatch, _Graph | None]:
+        work = step.groups[self.layout.dp_rank]
+        n, graphed = self.decode_num_tokens(max(g.num_tokens for g in step.groups))
+        if not graphed:
+            t = self._tensors(work)
+            width = max([len(r) for r in work.block_table], default=1)
+            table = [r + [0] * (width - len(r)) for r in work.block_table]
+            mode = ForwardMode.DECODE if work.num_tokens else ForwardMode.IDLE
+            return ForwardBatch(mode, *t, block_table=self._long(table or [[0]])[: work.num_tokens],
+                                seq_lens=self._long(work.seq_lens),
+                                global_num_tokens=self._global_num_tokens(work.num_tokens),
+                                dp_num_tokens=[g.num_tokens for g in step.groups]), None
+        self._global_num_tokens(n)  # the scheduler's per-step sync still runs; replay uses the baked list
+        batch = self._dummy_decode(n, self.plan.capture_global_num_tokens(n))
+        b = work.num_tokens
+        if b:
+            batch.input_ids[:b] = self._long(work.input_ids)
+            batch.positions[:b] = self._long(work.positions)
+            batch.out_slots[:b] = self._long(work.out_slots)
+            width = max(len(r) for r in work.block_table)
+            assert batch.block_table is not None and batch.seq_lens is not None
+            if self.device.type != "cuda":  # no static shape to keep: size the table to the longest request
+                batch.block_table = torch.zeros(n, width, dtype=torch.long, device=self.device)
+            batch.block_table[:b, :width] = self._long([r + [0] * (width - len(r)) for r in work.block_table])
+            batch.seq_lens[:b] = self._long(work.seq_lens)
+        batch.quiet = True  # a replay runs no Python on a GPU, so it writes no dispatch records
+        return batch, self.graphs.get(n)
+
+    def _dummy_decode(self, n: int, global_num_tokens: list[int] | None) -> ForwardBatch:
+        """n padding rows: token 0 at position 0 writing the scratch slot 0, attending to itself."""
+        zeros = torch.zeros(n, dtype=torch.long, device=self.device)
+        width = self.context_len if self.device.type == "cuda" else 1
+        return ForwardBatch(ForwardMode.DECODE, zeros.clone(), zeros.clone(), zeros.clone(),
+                            block_table=torch.zeros(n, width, dtype=torch.long, device=self.device),
+                            seq_lens=torch.ones(n, dtype=torch.long, device=self.device),
+                            global_num_tokens=global_num_tokens, dp_num_tokens=[n] * self.layout.dp_size)
+
+    def _tensors(self, work: GroupWork) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self._long(work.input_ids), self._long(work.positions), self._long(work.out_slots)
+
+    def _long(self, values: list[int] | list[list[int]]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long, device=self.device)
+
+
+def _sample_rows(batch: ForwardBatch) -> list[int]:
+    if batch.mode is ForwardMode.EXTEND:
+        ends, total = [], 0
+        for length in batch.seg_lens:
+            total += length
+            ends.append(total - 1)
+        return ends
+    return list(range(batch.num_tokens))
+
+
+class _Graph:
+    """A captured CUDA decode graph with its static input batch and output logits."""
+
+    def __init__(self, runner: ModelRunner, batch: ForwardBatch, graph: torch.cuda.CUDAGraph,
+                 logits: torch.Tensor) -> None:
+        self.runner, self.batch, self.graph, self.logits = runner, batch, graph, logits
+
+    @classmethod
+    def capture(cls, runner: ModelRunner, batch: ForwardBatch) -> _Graph:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            batch.quiet = True
+            for _ in range(2):
+                runner._forward(batch)
+        torch.cuda.current_stream().wait_stream(stream)
+        batch.quiet, batch.capturing = False, True
+        graph = torch.cuda.CUDAGraph()
+        pool = getattr(runner, "_cuda_pool", None)
+        with torch.cuda.graph(graph, pool=pool):
+            logits = runner._forward(batch)
+        runner._cuda_pool = graph.pool()  # type: ignore[attr-defined]
+        batch.capturing = False
+        return cls(runner, batch, graph, logits)
+
+    def replay(self, batch: ForwardBatch) -> torch.Tensor:
+        s = self.batch
+        for name in ("input_ids", "positions", "out_slots", "seq_lens"):
+            getattr(s, name).copy_(getattr(batch, name))
+        assert s.block_table is not None and batch.block_table is not None
+        s.block_table.copy_(batch.block_table)
+        self.graph.replay()
+        return self.logits
+
+
+def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
+    seen: dict[int, torch.Tensor] = {}
+    for mod in module.modules():
+        for value in vars(mod).values():
+            if isinstance(value, torch.Tensor):
+                seen[id(value)] = value
+    return list(seen.values())
+
+
+def _requested_bytes(message: str) -> int | None:
+    match = re.search(r"Tried to allocate ([0-9.]+) (MiB|GiB|KiB)", message)
+    if not match:
+        return None
+    scale = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[match.group(2)]
+    return int(float(match.group(1)) * scale)
