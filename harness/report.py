@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+_MAX_VERDICT_LINES = 8
+
 
 class RichProgress:
     """A rich progress bar driven by the pipeline's phase()/advance() calls."""
@@ -80,10 +82,13 @@ def explain(result: dict[str, Any], console: Console) -> None:
         console.print(f"{name}: capture {phase['name']}: {phase['elapsed_s']:.2f} s, "
                       f"{phase['mem_usage_gb']:.2f} GB used, {phase['avail_mem_gb']:.2f} GB left")
     oracle = result.get("oracle") or {}
-    for verdict in oracle.get("verdicts", []):
-        if verdict.get("passed") is False:
-            console.print(f"[red]{name}: oracle {verdict['name']}[/]: expected {verdict['expected']!r}, "
-                          f"observed {verdict['observed']!r}")
+    failing = [v for v in oracle.get("verdicts", []) if v.get("passed") is False]
+    for verdict in failing[:_MAX_VERDICT_LINES]:
+        console.print(f"[red]{name}: oracle {verdict['name']}[/]: expected {verdict['expected']!r}, "
+                      f"observed {verdict['observed']!r}")
+    if len(failing) > _MAX_VERDICT_LINES:
+        console.print(f"[red]{name}: {len(failing) - _MAX_VERDICT_LINES} more failing oracle verdicts[/] "
+                      "(harness show --json RESULT)")
     if oracle.get("error"):
         console.print(f"[yellow]{name}: oracle[/]: {oracle['error']}")
     for error in (result.get("instrumentation") or {}).get("errors", [])[:5]:

@@ -119,6 +119,7 @@ def run_scenario(
     try:
         progress.phase(f"{scenario.name}: starting {config.target} server")
         server.start()
+        result["server"]["pid"] = server.pid  # also the process group id
         startup = server.wait_ready()
         if startup.outcome == "ok":
             result["target"].update(_target_version(config, spec.base_url))

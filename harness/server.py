@@ -20,8 +20,10 @@ from harness.scenario import Scenario
 from harness.server_log import FATAL_MARKER, CaptureInfo, diagnose, parse_capture
 
 TARGET_MODULES = {"reference": "reference_impl.engine", "sglang": "sglang.launch_server"}
-# Flags every sglang launch needs: dummy weights from a config.json, token ids in and out, /metrics.
-SGLANG_FIXED_ARGS = ("--load-format", "dummy", "--skip-tokenizer-init", "--enable-metrics")
+# Flags every sglang launch gets: dummy weights from a config.json, token ids in and out, /metrics, and
+# no prefill CUDA graphs (every scenario measures BS=1 decode; their capture took 85 of 166 s startup).
+SGLANG_FIXED_ARGS = ("--load-format", "dummy", "--skip-tokenizer-init", "--enable-metrics",
+                     "--disable-prefill-cuda-graph")
 _POLL_S = 0.1
 # After the fatal marker, give the process a moment to finish writing its traceback before reading.
 _SETTLE_S = 1.0

@@ -132,7 +132,7 @@ def diagnose(log: str, returncode: int | None, timed_out: bool, timeout_s: float
             if capture.free_bytes is not None:
                 sizes += f", {capture.free_bytes / 2**20:.2f} MiB free"
         return Diagnosis("oom_during_cuda_graph_capture", f"OOM during CUDA graph capture at {where}{sizes}")
-    exception = last_exception_line(log)
+    exception = last_exception_line(log) or last_line(log)
     if returncode is not None or FATAL_MARKER in log:
         how = f"exited with code {returncode}" if returncode is not None else f"logged '{FATAL_MARKER}'"
         return Diagnosis("crash", f"server {how}" + (f": {exception}" if exception else ""))
@@ -145,6 +145,12 @@ def last_exception_line(log: str) -> str | None:
     """The last `SomethingError: message` line, trimmed, or None."""
     matches = _EXCEPTION_LINE.findall(log)
     return matches[-1].strip()[:300] if matches else None
+
+
+def last_line(log: str) -> str | None:
+    """The last non-empty log line, trimmed (argparse errors and the like have no exception line)."""
+    lines = [line.strip() for line in re.split(r"[\r\n]+", log) if line.strip()]
+    return lines[-1][:300] if lines else None
 
 
 def _oom_line_index(lines: list[str]) -> int | None:

@@ -1,0 +1,98 @@
+"""Server lifecycle against real processes: health wait, failure classification, group kill, no orphans."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import psutil
+import pytest
+from fake_server_helpers import assert_no_orphans
+
+from harness.server import PortInUseError, check_port_free, free_port
+
+
+def _children(pid: int) -> list[int]:
+    return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+
+
+def test_healthy_server_is_ready_and_its_whole_group_stops(fake_server):
+    server = fake_server("--fake-children", "2")
+    startup = server.wait_ready()
+    assert startup.outcome == "ok", startup.message
+    assert startup.capture.phases[0].name == "target decode"
+    assert startup.capture.phases[0].mem_usage_gb == pytest.approx(0.04)
+    children = _children(server.pid)
+    assert len(children) == 2
+    shutdown = server.stop()
+    assert shutdown.signal == "SIGTERM"
+    assert shutdown.survivors == ()
+    assert_no_orphans(server, children)
+
+
+def test_never_healthy_times_out_at_the_deadline(fake_server):
+    server = fake_server("--fake-mode", "never_healthy", startup_timeout_s=1.5)
+    started = time.monotonic()
+    startup = server.wait_ready()
+    assert startup.outcome == "timeout"
+    assert "1.5 s" in startup.message
+    assert 1.5 <= time.monotonic() - started < 5
+    children = _children(server.pid)
+    server.stop()
+    assert_no_orphans(server, children)
+
+
+def test_exit_during_startup_is_a_crash_with_the_exception_line(fake_server):
+    server = fake_server("--fake-mode", "crash_on_start")
+    startup = server.wait_ready()
+    assert startup.outcome == "crash"
+    assert startup.returncode == 3
+    assert "AssertionError: Flashinfer MoE A2A is only supported" in startup.message
+    server.stop()
+    assert_no_orphans(server, [])
+
+
+def test_oom_at_capture_is_classified_before_the_deadline_and_the_hung_launcher_is_killed(fake_server):
+    # The launcher hangs after its scheduler child dies (sglang 0.5.16 did): the log decides, not the deadline.
+    server = fake_server("--fake-mode", "oom_at_capture", startup_timeout_s=60)
+    started = time.monotonic()
+    startup = server.wait_ready()
+    assert time.monotonic() - started < 15
+    assert startup.outcome == "oom_during_cuda_graph_capture", startup.message
+    assert startup.returncode is None  # still hanging when classified
+    assert startup.capture.oom
+    assert startup.capture.batch_size == 256
+    assert startup.capture.requested_bytes == 234 * 2**20
+    assert startup.capture.free_bytes == int(5.38 * 2**20)
+    assert "batch size 256" in startup.message
+    children = _children(server.pid)
+    server.stop()
+    assert_no_orphans(server, children)
+
+
+def test_a_group_that_ignores_sigterm_is_killed(fake_server):
+    server = fake_server("--fake-ignore-sigterm", "--fake-children", "1", stop_grace_s=1.0)
+    assert server.wait_ready().outcome == "ok"
+    children = _children(server.pid)
+    shutdown = server.stop()
+    assert shutdown.signal == "SIGKILL"
+    assert shutdown.survivors == ()
+    assert_no_orphans(server, children)
+
+
+def test_stop_is_idempotent(fake_server):
+    server = fake_server()
+    assert server.wait_ready().outcome == "ok"
+    first = server.stop()
+    assert server.stop() is first
+    assert not server.alive()
+
+
+def test_port_in_use_is_refused_by_name():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"port {port} on 127.0.0.1 is already in use"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", free_port("127.0.0.1"))
