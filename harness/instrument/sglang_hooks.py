@@ -68,13 +68,14 @@ class Probe:
 
     def should_record(self, kind: str) -> bool:
         """Every call during capture; the first `eager_calls` eager calls per kind."""
-        if self.phase() == "capture":
+        if self.capturing:
             return True
         left = self._eager_left.get(kind, self.eager_calls)
-        if left <= 0:
-            return False
-        self._eager_left[kind] = left - 1
-        return True
+        if left > 0:
+            self._eager_left[kind] = left - 1
+            return True
+        # Captures outside the decode runner's capture_one_shape (e.g. other graph runners).
+        return _stream_capturing()
 
     def record_oom(self, exc: BaseException, batch_size: int | None, num_tokens: int | None) -> None:
         if id(exc) in self._oom_seen or not is_oom(exc):
