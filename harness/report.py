@@ -36,35 +36,33 @@ class RichProgress:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.2f}"
 
 
 def summary_table(results: list[dict[str, Any]], title: str = "harness run") -> Table:
-    """One row per result: outcome, TTFT/TPOT medians and p90, n, oracle."""
-    table = Table(title=title)
-    for column in ("scenario", "target", "status", "startup", "TTFT med ms", "TTFT p90", "TPOT med ms",
-                   "TPOT p90", "n", "server TTFT/ITL ms", "oracle"):
-        table.add_column(column, justify="right" if "ms" in column or column in ("n", "TTFT p90", "TPOT p90")
-                         else "left")
+    """One row per result: status, TTFT and TPOT median and p90 in ms, n, oracle."""
+    targets = sorted({r["target"]["kind"] for r in results})
+    table = Table(title=f"{title} (target: {', '.join(targets)}; ms)")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("status")
+    for column in ("TTFT median", "TPOT median", "TTFT p90", "TPOT p90", "n"):
+        table.add_column(column, justify="right")
+    table.add_column("oracle")
     for result in results:
         summary = result["summary"]
-        startup = result.get("startup") or {}
-        metrics = result.get("server_metrics") or {}
-        oracle = result.get("oracle") or {}
+        outcome = (result.get("startup") or {}).get("outcome")
         status = result["status"]
         style = {"ok": "green", "skipped": "yellow", "failed": "red"}[status]
+        shown = f"{status} ({outcome})" if outcome not in (None, "ok") else status
         table.add_row(
             result["scenario"],
-            result["target"]["kind"],
-            f"[{style}]{status}[/]",
-            startup.get("outcome", "-"),
+            f"[{style}]{shown}[/]",
             _ms(summary["ttft_ms"]["median"]),
-            _ms(summary["ttft_ms"]["p90"]),
             _ms(summary["tpot_ms"]["median"]),
+            _ms(summary["ttft_ms"]["p90"]),
             _ms(summary["tpot_ms"]["p90"]),
             str(summary["tpot_ms"]["n"]),
-            f"{_ms(metrics.get('ttft_ms_mean'))}/{_ms(metrics.get('itl_ms_mean'))}",
-            {True: "[green]pass[/]", False: "[red]FAIL[/]"}.get(oracle.get("ok"), "-"),
+            {True: "[green]pass[/]", False: "[red]FAIL[/]"}.get((result.get("oracle") or {}).get("ok"), "-"),
         )
     return table
 
@@ -77,6 +75,11 @@ def explain(result: dict[str, Any], console: Console) -> None:
     failure = result.get("failure")
     if failure:
         console.print(f"[red]{name}: {failure['stage']} failed ({failure['kind']})[/]: {failure['message']}")
+    metrics = result.get("server_metrics") or {}
+    if metrics.get("ttft_ms_mean") is not None:
+        console.print(f"{name}: server-side means (/metrics): TTFT {_ms(metrics['ttft_ms_mean'])} ms, "
+                      f"ITL {_ms(metrics.get('itl_ms_mean'))} ms; client means: TTFT "
+                      f"{_ms(result['summary']['ttft_ms']['mean'])} ms, ITL {_ms(result['summary']['itl_ms']['mean'])} ms")
     capture = (result.get("startup") or {}).get("capture") or {}
     for phase in capture.get("phases", []):
         console.print(f"{name}: capture {phase['name']}: {phase['elapsed_s']:.2f} s, "

@@ -21,11 +21,11 @@ OUTCOMES = ("ok", "oom_during_cuda_graph_capture", "crash", "timeout")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "MB": 10**6,
           "GB": 10**9, "TB": 10**12}
 _CAPTURE_BEGIN = re.compile(
-    r"Capture (?P<name>\w+ \w+) (?:CUDA|CPU|NPU|XPU) graph begin\..*?"
+    r"Capture (?P<name>\w+ \w+) (?:CUDA|CPU|NPU|XPU) graph(?: \([^)]*\))? begin\..*?"
     r"(?:bs=\[(?P<bs>[\d, ]*)\]|num_tokens=\[(?P<num_tokens>[\d, ]*)\])"
 )
 _CAPTURE_END = re.compile(
-    r"Capture (?P<name>\w+ \w+) (?:CUDA|CPU|NPU|XPU) graph end\. elapsed=(?P<elapsed>[\d.]+) s, "
+    r"Capture (?P<name>\w+ \w+) (?:CUDA|CPU|NPU|XPU) graph(?: \([^)]*\))? end\. elapsed=(?P<elapsed>[\d.]+) s, "
     r"mem usage=(?P<usage>[\d.]+) GB, avail mem=(?P<avail>[\d.]+) GB"
 )
 _CAPTURING = re.compile(r"Capturing (?:batches \(bs=(?P<bs>\d+)|num tokens \(num_tokens=(?P<num_tokens>\d+))")
