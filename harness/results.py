@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -26,6 +27,10 @@ STATUSES = ("ok", "skipped", "failed")
 
 class ResultError(ValueError):
     """A result file that cannot be read or does not match the schema; the message names the file."""
+
+
+class ResultWriteError(OSError):
+    """A result or manifest could not be written (disk full, file size limit, ...); the earlier file is intact."""
 
 
 def summarize(values: Iterable[float | None]) -> dict[str, float | int | None]:
@@ -67,18 +72,34 @@ def atomic_write_json(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=_jsonable) + "\n"
     tmp_name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as for any file the user writes (mkstemp: 0600).
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
             tmp.write(text)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise _write_error(path, exc) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
     _fsync_dir(path.parent)
+
+
+def _write_error(path: Path, exc: OSError) -> ResultWriteError:
+    why = {errno.ENOSPC: "disk full (ENOSPC)", errno.EDQUOT: "disk quota exceeded (EDQUOT)",
+           errno.EFBIG: "file size limit exceeded (EFBIG)"}.get(exc.errno or 0, exc.strerror or str(exc))
+    kept = "the earlier file is kept unchanged" if path.exists() else "nothing was written"
+    error = ResultWriteError(f"{path}: cannot write: {why}; {kept}")
+    error.errno = exc.errno
+    return error
 
 
 def write_result(scenario_dir: Path, result: dict[str, Any]) -> Path:
