@@ -32,6 +32,10 @@ class RunConfig:
     # Replaces `[python, "-m", <target module>]` (tests point it at tests/harness/fake_servers/).
     launcher: tuple[str, ...] | None = None
     progress: bool = True
+    # Continue the run in out_dir (harness run --resume): keep finished results, re-run the rest.
+    resume: bool = False
+    # Where the per-GPU lock files live; None: $HARNESS_LOCK_DIR or the system temp dir (harness/lock.py).
+    lock_dir: Path | None = None
 
     def startup_deadline_s(self) -> float:
         if self.startup_timeout_s is not None:

@@ -143,6 +143,11 @@ class Server:
         return self._proc.pid if self._proc else None
 
     @property
+    def pids(self) -> frozenset[int]:
+        """The launcher and every descendant seen while it ran (checked for GPU memory after stop)."""
+        return frozenset({self._proc.pid, *self._known_pids}) if self._proc else frozenset()
+
+    @property
     def pgid(self) -> int | None:
         # start_new_session makes the launcher a session and group leader: pgid == pid.
         return self._proc.pid if self._proc else None
