@@ -66,10 +66,10 @@ def _relative(command: tuple[str, ...]) -> list[str]:
     out = []
     for part in command:
         path = Path(part)
-        if path.is_absolute() and REPO_ROOT in path.parents:
-            out.append(str(path.relative_to(REPO_ROOT)))
-        elif part == sys.executable:
+        if part == sys.executable:
             out.append("python3")
+        elif path.is_absolute() and REPO_ROOT in path.parents:
+            out.append(str(path.relative_to(REPO_ROOT)))
         else:
             out.append(part)
     return out

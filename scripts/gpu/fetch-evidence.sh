@@ -1,0 +1,11 @@
+#!/bin/sh
+# On the CPU machine, after the last device call: unpack the evidence tarball into the checkout.
+#   sh scripts/gpu/fetch-evidence.sh FILES_AT      (the folder the device tool reported as files_at)
+set -eu
+files=${1:?usage: fetch-evidence.sh FILES_AT}
+tarball=$(ls "$files"/evidence-*.tar.gz 2>/dev/null | head -1)
+[ -n "$tarball" ] || { echo "fetch-evidence: no evidence-*.tar.gz in $files" >&2; exit 2; }
+tar -xzf "$tarball" -C "$(git rev-parse --show-toplevel)"
+dir=results/gpu/$(basename "$tarball" .tar.gz | sed 's/^evidence-//')
+for extra in pytest.log junit.xml; do [ -f "$files/$extra" ] && cp "$files/$extra" "$dir/"; done
+echo "fetch-evidence: $dir ($(du -sh "$dir" | cut -f1)); review $dir/report.md, then commit it"
