@@ -71,6 +71,8 @@ class RequestSample:
     itl_ms: tuple[float, ...] = ()
     token_times_ms: tuple[float, ...] = ()
     meta_info: dict[str, Any] | None = field(default=None)
+    # perf_counter_ns() at send: token_times_ms are relative to it (kept in memory, not in results).
+    send_ns: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -223,4 +225,5 @@ class StreamingClient:
             itl_ms=tuple(b - a for a, b in itertools.pairwise(ms)),
             token_times_ms=tuple(ms),
             meta_info=stream.meta_info,
+            send_ns=stream.send_ns,
         )
