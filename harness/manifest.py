@@ -17,7 +17,7 @@ from harness.results import RESULT_FILE, atomic_write_json
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
-STATES = ("pending", "running", "done")
+STATES = ("pending", "running", "interrupted", "done")
 
 
 def now_iso() -> str:

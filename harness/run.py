@@ -6,8 +6,8 @@ import argparse
 import datetime as dt
 import importlib.metadata
 import json
+import os
 import shlex
-import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -19,11 +19,14 @@ from rich.console import Console
 
 from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
+from harness.gpu_leak import check_leaks
 from harness.hardware import HostHardware, detect_host, unmet_reason
+from harness.lock import GpuLock, LockHeldError, default_lock_dir, lock_scope
 from harness.manifest import MANIFEST_FILE, Manifest, now_iso
 from harness.metrics import scrape, server_side
 from harness.report import RichProgress, explain, summary_table
-from harness.results import LOG_FILE, RECORDS_DIR, SCHEMA_VERSION, summarize, write_result
+from harness.results import LOG_FILE, RECORDS_DIR, SCHEMA_VERSION, ResultWriteError, summarize, write_result
+from harness.resume import ResumeError, plan_resume, resumed_argv
 from harness.scenario import TARGETS, Scenario, ScenarioError, Workload, load_scenario
 from harness.server import (
     LaunchSpec,
@@ -35,9 +38,14 @@ from harness.server import (
     free_port,
     server_argv,
 )
+from harness.signals import InterruptGuard, mark_interrupted
+from harness.signals import exit_code as interrupt_exit_code
 from reference_impl.fixset import FIX_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# sysexits.h: EX_TEMPFAIL (another run holds the GPUs; try later) and EX_IOERR (a result could not be written).
+EXIT_LOCKED = 75
+EXIT_WRITE_FAILED = 74
 
 
 class Progress(Protocol):
@@ -130,6 +138,8 @@ def run_scenario(
         progress.phase(f"{scenario.name}: stopping server")
         shutdown = server.stop()
     result["server"]["shutdown"] = shutdown.to_json()
+    leak = check_leaks(server.pids)
+    result["server"]["gpu_leak"] = leak.to_json()
 
     instrumentation, oracle = _inspect(scenario, records_dir, instrument_errors)
     result["instrumentation"] = instrumentation
@@ -140,7 +150,8 @@ def run_scenario(
         result["samples"] = [s.to_json() for s in measurement.samples]
         result["summary"] = _summary(measurement.samples)
         result["server_metrics"] = measurement.server_metrics
-    result["failure"] = _failure(result["startup"], measurement, shutdown, interrupted)
+    # Leaked GPU memory spoils every later scenario on that GPU: it outranks the scenario's own failure.
+    result["failure"] = leak.failure() or _failure(result["startup"], measurement, shutdown, interrupted)
     result["status"] = "failed" if result["failure"] else "ok"
     result["finished_at"] = now_iso()
     write_result(scenario_dir, result)
@@ -355,6 +366,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="fail a request when the stream is silent this long")
     parser.add_argument("--launcher", default="", metavar='"CMD"',
                         help='replaces "python -m <target module>", e.g. "/opt/sgl/bin/python -m sglang.launch_server"')
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue RUN_DIR with its own arguments: keep finished results, re-run the rest")
+    parser.add_argument("--lock-dir", type=Path, metavar="DIR",
+                        help="per-GPU lock files (default: $HARNESS_LOCK_DIR or <tmp>/sglang-moe-harness-locks)")
     return parser
 
 
@@ -362,6 +377,13 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
     """Parse and validate `harness run` arguments; bad input exits 2 with one line."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.resume is not None:
+        if args.scenarios or args.out:
+            parser.error("--resume: the scenarios and --out come from RUN_DIR's manifest; give neither")
+        try:
+            args = parser.parse_args(resumed_argv(args.resume, argv))
+        except ResumeError as exc:
+            parser.error(str(exc))
     if args.requests is not None and args.requests < 1:
         parser.error(f"--requests: expected an integer >= 1, got {args.requests}")
     if args.warmups is not None and args.warmups < 0:
@@ -389,8 +411,8 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
             check_port_free("127.0.0.1", args.port)
         except PortInUseError as exc:
             parser.error(f"--port: {exc}")
-    out = args.out or _default_run_dir()
-    if (out / MANIFEST_FILE).exists():
+    out = args.resume or args.out or _default_run_dir()
+    if args.resume is None and (out / MANIFEST_FILE).exists():
         parser.error(f"--out: {out} already holds a run (manifest.json); choose a new directory")
     if out.exists() and not out.is_dir():
         parser.error(f"--out: {out} exists and is not a directory")
@@ -398,6 +420,7 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
         out_dir=out, scenarios=tuple(names), target=args.target, requests=args.requests, warmups=args.warmups,
         extra_server_args=extra, revert_fixes=tuple(args.revert_fix), port=args.port,
         startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
+        resume=args.resume is not None, lock_dir=args.lock_dir,
     )
     return config, scenarios
 
@@ -412,26 +435,41 @@ def _default_run_dir() -> Path:
 
 
 def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], console: Console) -> list[dict[str, Any]]:
-    """Run every scenario in order, keeping the manifest current; SIGTERM is treated like Ctrl-C."""
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.start(config.out_dir, config.target, argv, [s.name for s in scenarios])
+    """Run every scenario in order under the GPU lock, keeping the manifest current.
+
+    SIGINT/SIGTERM stop the current server and raise HarnessInterrupted; config.resume keeps finished results.
+    """
     host = detect_host()
+    names = [s.name for s in scenarios]
+    lock = GpuLock(config.lock_dir or default_lock_dir(), lock_scope(os.environ, len(host.gpus)), config.out_dir)
     results = []
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    with InterruptGuard() as guard, lock:
+        for note in lock.notes:
+            console.print(f"[yellow]{note}[/]")
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        plan = plan_resume(config.out_dir, names) if config.resume else None
+        if plan is not None:
+            for note in plan.notes:
+                console.print(f"resume: {note}")
+            manifest = plan.manifest
+            manifest.save()
+        else:
+            manifest = Manifest.start(config.out_dir, config.target, argv, names)
         with RichProgress(console) as progress:
             for scenario in scenarios:
+                kept = plan.kept_result(scenario.name) if plan is not None else None
+                if kept is not None:
+                    results.append(kept)
+                    continue
                 manifest.mark_running(scenario.name)
-                result = run_scenario(scenario, config, config.out_dir, host, progress)
+                try:
+                    result = run_scenario(scenario, config, config.out_dir, host, progress)
+                except KeyboardInterrupt:
+                    mark_interrupted(manifest, scenario.name, guard.received)
+                    raise
                 manifest.mark_done(scenario.name, result["status"])
                 results.append(result)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return results
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,9 +479,19 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         results = run_all(config, scenarios, ["harness", "run", *argv], console)
-    except KeyboardInterrupt:
-        console.print(f"[red]interrupted[/]; finished results are kept in {config.out_dir}")
-        return 130
+    except KeyboardInterrupt as exc:
+        console.print(f"[red]interrupted[/]; finished results are kept in {config.out_dir}; "
+                      f"continue with: harness run --resume {config.out_dir}")
+        return interrupt_exit_code(exc)
+    except LockHeldError as exc:
+        print(f"harness run: error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except ResumeError as exc:
+        print(f"harness run: error: {exc}", file=sys.stderr)
+        return 2
+    except ResultWriteError as exc:
+        print(f"harness run: error: {exc}; continue with: harness run --resume {config.out_dir}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     console.print(summary_table(results, title=f"harness run -> {config.out_dir}"))
     for result in results:
         explain(result, console)
