@@ -36,12 +36,12 @@ class ScenarioLike(Protocol):
 
 @dataclass(frozen=True)
 class Verdict:
-    """One compared value; `skipped` verdicts (value not observable on this target) do not count."""
+    """One compared value; a skipped one (not observable on this target) has passed=None and never counts."""
 
     name: str
     expected: Any
     observed: Any
-    passed: bool
+    passed: bool | None
     detail: str = ""
     skipped: bool = False
 
@@ -59,11 +59,11 @@ class OracleReport:
 
     @property
     def ok(self) -> bool:
-        return all(v.passed or v.skipped for v in self.verdicts)
+        return all(v.passed is not False for v in self.verdicts)
 
     @property
     def failures(self) -> tuple[Verdict, ...]:
-        return tuple(v for v in self.verdicts if not v.passed and not v.skipped)
+        return tuple(v for v in self.verdicts if v.passed is False)
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts]}
@@ -184,7 +184,7 @@ def _observe_one(name: str, expected: Any, values: Sequence[Any], what: str, hoo
     distinct = _distinct(values)
     if not distinct:
         if hook in missing:
-            return Verdict(name, expected, None, False, f"not observable: hook {hook} missing "
+            return Verdict(name, expected, None, None, f"not observable: hook {hook} missing "
                            f"({missing[hook]})", skipped=True)
         return Verdict(name, expected, None, False, f"no {what} record")
     observed = distinct[0] if len(distinct) == 1 else distinct
@@ -223,7 +223,7 @@ def _dispatcher_verdicts(prediction: dict[str, Any], records: Sequence[Record],
             continue
         values = [r.get(field) for r in records if field in r.fields]
         if records and not values:
-            out.append(Verdict(key, prediction[key], None, False, f"dispatcher_init lacks {field}",
+            out.append(Verdict(key, prediction[key], None, None, f"dispatcher_init lacks {field}",
                                skipped=True))
             continue
         out.append(_observe_one(key, prediction[key], values, "dispatcher_init", "dispatcher_init", missing))
@@ -311,7 +311,7 @@ def _scatter_verdicts(prediction: dict[str, Any], records: Sequence[Record],
             layers = [r for r in records if bool(r["is_sparse"]) == is_sparse]
             name = f"mlp_scatter_mode.{label}"
             if not layers and any(bool(r["is_sparse"]) != is_sparse for r in records):
-                out.append(Verdict(name, [expected[label]], [], False,
+                out.append(Verdict(name, [expected[label]], [], None,
                                    f"no {label} layer recorded (the model has none)", skipped=True))
                 continue
             modes = sorted({r["mode"] for r in layers})
@@ -324,7 +324,7 @@ def _scatter_verdicts(prediction: dict[str, Any], records: Sequence[Record],
 def _set_verdict(name: str, expected: set[str], observed: list[str], records: Sequence[Record],
                  missing: dict[str, str]) -> Verdict:
     if not records and "mlp_scatter_mode" in missing:
-        return Verdict(name, sorted(expected), None, False,
+        return Verdict(name, sorted(expected), None, None,
                        f"not observable: hook mlp_scatter_mode missing ({missing['mlp_scatter_mode']})",
                        skipped=True)
     return Verdict(name, sorted(expected), observed, set(observed) == expected,

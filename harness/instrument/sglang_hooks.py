@@ -38,6 +38,8 @@ class Probe:
         self._eager_left: dict[str, int] = {}
         self._once: set[str] = set()
         self._oom_seen: set[int] = set()
+        # Target -> the candidate present in the installed sglang tree (known once `sglang` is found).
+        self.chosen: dict[str, Candidate] = {}
         # Payload bytes seen by the workspace-size call inside the dispatcher constructor.
         self.last_payload: tuple[Any, Any] = (None, None)
 
@@ -103,12 +105,18 @@ class Probe:
         from pathlib import Path
 
         for target in TARGETS:
-            if not any(module_file(Path(root), c.module) for c in target.candidates):
-                modules = ", ".join(c.module for c in target.candidates)
-                self.write("hook_missing", target=target.name,
-                           reason=f"no module {modules} in sglang {_sglang_version()} at {root}")
+            present = [c for c in target.candidates if module_file(Path(root), c.module)]
+            if present:
+                self.chosen[target.name] = present[0]
+                continue
+            modules = ", ".join(c.module for c in target.candidates)
+            self.write("hook_missing", target=target.name,
+                       reason=f"no module {modules} in sglang {_sglang_version()} at {root}")
 
     def _hook(self, target: HookTarget, cand: Candidate, module: ModuleType) -> None:
+        chosen = self.chosen.get(target.name)
+        if chosen is not None and chosen != cand:
+            return  # an older layout's module that this version still has; the chosen one is hooked
         missing = [a for a in cand.attrs if _lookup(module, a) is None]
         if missing:
             self.write("hook_missing", target=target.name,
@@ -321,13 +329,17 @@ def _install_parallel_groups(probe: Probe, module: ModuleType, cand: Candidate) 
             def size(getter: str) -> Any:
                 return _try(lambda: int(getattr(module, getter)()))
 
-            alias = _try(lambda: module.get_moe_dp_group() is module.get_attn_cp_group())
+            moe_dp_group_size = size("get_moe_data_parallel_world_size")
+            requested_moe_dp = _first(bound, _MOE_DP_ARG)
+            # Aliased: MoE-DP *is* the attention-CP group object and so is wider than requested. (With
+            # tp=1 both are the TP group by coincidence of size; that is not the alias fix 5 adds.)
+            alias = _try(lambda: module.get_moe_dp_group() is module.get_attn_cp_group()
+                         and moe_dp_group_size != requested_moe_dp)
             probe.write("parallel_groups", tp_size=size("get_tensor_model_parallel_world_size"),
                         dp_size=_first(bound, _DP_ARG), ep_size=size("get_moe_expert_parallel_world_size"),
                         attn_tp_size=size("get_attn_tensor_model_parallel_world_size"),
                         attn_cp_size=size("get_attn_context_model_parallel_world_size"),
-                        moe_dp_size=_first(bound, _MOE_DP_ARG),
-                        moe_dp_group_size=size("get_moe_data_parallel_world_size"),
+                        moe_dp_size=requested_moe_dp, moe_dp_group_size=moe_dp_group_size,
                         moe_dp_group_is_attn_cp_group=alias)
             return out
         return wrapper

@@ -138,6 +138,21 @@ def test_missing_targets_are_recorded_and_the_server_runs(tmp_path: Path) -> Non
     assert len(loaded.of_kind("cuda_graph_capture")) == 3
 
 
+def test_only_the_candidate_present_in_this_version_is_hooked(tmp_path: Path) -> None:
+    """An older layout's module that still exists (without the old attribute) yields no hook_missing."""
+    def add_legacy_model_runner(site: Path) -> None:
+        (site / "sglang/srt/model_executor/model_runner.py").write_text("class ModelRunner:\n    pass\n")
+        setup = site / "sglang/srt/model_executor/model_runner_components/cuda_graph_setup.py"
+        setup.write_text("import sglang.srt.model_executor.model_runner\n" + setup.read_text())
+
+    proc, loaded = _serve(tmp_path, BASE_ARGS, mutate=add_legacy_model_runner)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded.of_kind("hook_missing") == ()
+    installed = [r for r in loaded.of_kind("hook_installed") if r["target"] == "capture_oom"]
+    assert [r["module"] for r in installed] == [
+        "sglang.srt.model_executor.model_runner_components.cuda_graph_setup"]
+
+
 def test_unwritable_records_dir_never_breaks_the_server(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the records dir should be")
