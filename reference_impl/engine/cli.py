@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inject-decode-delay-us", type=_non_negative, default=0,
                    help="sleep this long in every decode step (gate calibration)")
     p.add_argument("--device-memory-gib", type=_positive_float, default=None,
-                   help=f"device capacity: simulated on CPU (default 8), a real allocator cap on CUDA; "
+                   help=f"device capacity: simulated on CPU (default 16), a real allocator cap on CUDA; "
                         f"env {DEVICE_MEMORY_ENV} works too")
     p.add_argument("--moe-runner-backend", default="auto")
     p.add_argument("--moe-dense-tp-size", type=_positive, default=None)

@@ -12,6 +12,8 @@ import torch
 
 MIB = 1 << 20
 GIB = 1 << 30
+# sglang's defaults for a 16 GiB GPU (cuda_graph_max_bs 8) keep CPU startup short; 80 mimics an H100.
+CPU_DEFAULT_GIB = 16.0
 
 
 class DeviceMemory:
@@ -29,7 +31,7 @@ class DeviceMemory:
                 total = min(total, int(capacity_gib * GIB))
             self.capacity = total
         else:
-            self.capacity = int((capacity_gib if capacity_gib is not None else 8.0) * GIB)
+            self.capacity = int((capacity_gib if capacity_gib is not None else CPU_DEFAULT_GIB) * GIB)
 
     def total_bytes(self) -> int:
         return self.capacity

@@ -10,9 +10,6 @@ from reference_impl.inputs import ServerArgs
 
 A2A_TOKENS_ENV = "SGLANG_FLASHINFER_NUM_MAX_DISPATCH_TOKENS_PER_RANK"
 DEVICE_MEMORY_ENV = "REFERENCE_ENGINE_DEVICE_MEMORY_GIB"
-DEFAULT_MEM_FRACTION_STATIC = 0.88
-DEFAULT_CUDA_GRAPH_MAX_BS = 8
-DEFAULT_CPU_DEVICE_MEMORY_GIB = 8.0
 
 
 @dataclass(frozen=True)
@@ -41,22 +38,8 @@ class EngineConfig:
         return self.server_args.tp_size
 
     @property
-    def mem_fraction_static(self) -> float:
-        mfs = self.server_args.mem_fraction_static
-        return DEFAULT_MEM_FRACTION_STATIC if mfs is None else mfs
-
-    @property
     def max_running_requests(self) -> int:
         return self.server_args.max_running_requests or 32
-
-    @property
-    def chunked_prefill_size(self) -> int:
-        cps = self.server_args.chunked_prefill_size
-        return cps if cps and cps > 0 else 4096
-
-    @property
-    def cuda_graph_max_bs(self) -> int:
-        return self.server_args.cuda_graph_max_bs or min(DEFAULT_CUDA_GRAPH_MAX_BS, self.max_running_requests)
 
     def env_value(self, name: str) -> str | None:
         return dict(self.env).get(name)
@@ -69,8 +52,7 @@ class EngineConfig:
             disable_cuda_graph=self.disable_cuda_graph, inject_decode_delay_us=self.inject_decode_delay_us,
             device_memory_gib=self.device_memory_gib, max_total_tokens=self.max_total_tokens,
             context_length=self.context_length, random_seed=self.seed,
-            mem_fraction_static=self.mem_fraction_static, max_running_requests=self.max_running_requests,
-            chunked_prefill_size=self.chunked_prefill_size, cuda_graph_max_bs=self.cuda_graph_max_bs,
+            max_running_requests=self.max_running_requests,
             reverted_fixes=self.fixes.sorted_reverted(), env=dict(self.env),
         )
         return out

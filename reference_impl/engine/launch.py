@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -96,7 +97,9 @@ async def _serve(config: EngineConfig, state: object, children: list[subprocess.
     if code != 0:
         await asyncio.sleep(0.3)  # let in-flight SSE error events reach their clients
     kill_children(children)
-    await runner.cleanup()
+    if code == 0:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), timeout=2)
     sys.stdout.flush()
     # The scheduler thread may sit inside a collective that will never complete: leave without joining it.
     os._exit(code)

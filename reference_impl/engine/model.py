@@ -71,11 +71,14 @@ class Attention(nn.Module):
         outs, start = [], 0
         for length, prefix, slots in zip(batch.seg_lens, batch.seg_prefix_lens, batch.seg_kv_slots, strict=True):
             k, v = kv.gather(self.layer_id, slots)  # [S, nkv, hd]
-            qi = torch.arange(length, device=q.device)[:, None] + prefix
-            mask = torch.arange(prefix + length, device=q.device)[None, :] <= qi
+            if prefix == 0:  # plain causal: lets SDPA pick its fused kernel, no mask tensor
+                mask, causal = None, True
+            else:
+                qi = torch.arange(length, device=q.device)[:, None] + prefix
+                mask, causal = torch.arange(prefix + length, device=q.device)[None, :] <= qi, False
             o = F.scaled_dot_product_attention(
                 q[start:start + length].transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
-                attn_mask=mask, enable_gqa=self.nh != self.nkv)
+                attn_mask=mask, is_causal=causal, enable_gqa=self.nh != self.nkv)
             outs.append(o.transpose(0, 1))
             start += length
         return torch.cat(outs) if outs else q

@@ -24,6 +24,7 @@ from reference_impl.engine.step import GroupWork, Step
 from reference_impl.engine.weights import WeightFactory
 
 logger = logging.getLogger("reference_engine.runner")
+CPU_DEFAULT_MAX_TOTAL_TOKENS = 65536
 
 
 class StartupError(RuntimeError):
@@ -55,7 +56,8 @@ class ModelRunner:
                                             spec.num_experts_per_tok)
         self.gathered_buffer = None
         if plan.flags.require_gathered_buffer:
-            rows = max(plan.resolved.chunked_prefill_size, max(plan.captured_batch_sizes)) * layout.group_size
+            # Sized for the largest decode graph's gather; bigger (prefill) gathers use a temporary.
+            rows = max(plan.captured_batch_sizes) * layout.group_size
             self.gathered_buffer = memory.empty("gathered_buffer", (rows, spec.hidden_size), self.dtype)
         records.write("gathered_buffer", allocated=self.gathered_buffer is not None,
                       num_tokens=0 if self.gathered_buffer is None else int(self.gathered_buffer.shape[0]))
@@ -69,9 +71,14 @@ class ModelRunner:
                                f"mem_fraction_static x total = {static / GIB:.2f} GB")
         per_slot = KvCache.bytes_per_slot(spec, self.dtype)
         slots = kv_budget // per_slot
-        if config.max_total_tokens is not None:
-            slots = min(slots, config.max_total_tokens + 1)
+        cap = config.max_total_tokens or (CPU_DEFAULT_MAX_TOTAL_TOKENS if self.device.type != "cuda" else None)
+        if cap is not None:
+            slots = min(slots, cap + 1)
         self.kv = KvCache(spec, int(slots), memory, self.dtype)
+        if self.device.type != "cuda":
+            # sglang's KV pool takes the whole static budget; the CPU pool holds fewer tokens but the
+            # ledger still charges the rest, so capture headroom is what the same GPU would have.
+            memory.charge("kv_cache_unbacked", kv_budget - int(slots) * per_slot)
         logger.info(f"KV Cache is allocated. #tokens: {slots - 1}, KV size: {slots * per_slot / GIB:.2f} GB")
         self.graphs: dict[int, _Graph] = {}
         self.graph_pool: torch.Tensor | None = None
@@ -129,7 +136,8 @@ class ModelRunner:
         try:
             if self.graph_pool is None and self.device.type != "cuda":
                 # Stand-in for the CUDA graph memory pool: sglang's reserve plus the largest graph's activations.
-                size = self.plan.graph_pool_bytes() + self.plan.capture_activation_bytes(num_tokens)
+                size = (self.plan.graph_pool_bytes()
+                        + self.plan.capture_activation_bytes(self.plan.resolved.cuda_graph_max_bs))
                 self.graph_pool = self.memory.empty("cuda_graph_pool", (size,), torch.uint8)
             batch = self._dummy_decode(num_tokens, global_num_tokens)
             if self.device.type == "cuda":
