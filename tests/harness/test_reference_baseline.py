@@ -1,0 +1,38 @@
+"""The README command's path: `harness run` serves baseline on the real reference engine on the CPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.results import load_result
+from harness.server import group_members
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_harness_run_baseline_on_the_reference_engine(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--out", str(out), "--requests", "2", "--warmups", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=540, check=False,
+    )
+    result = load_result(out / "baseline" / "result.json")  # schema-valid
+    assert result["status"] == "ok", (result["failure"], done.stderr[-2000:])
+    assert result["startup"]["outcome"] == "ok"
+    assert result["target"]["kind"] == "reference"
+    assert done.returncode == (1 if result["oracle"]["ok"] is False else 0)
+    for key in ("ttft_ms", "tpot_ms"):
+        assert result["summary"][key]["n"] == 2
+        assert result["summary"][key]["median"] > 0
+    assert all(s["completion_tokens"] == 64 for s in result["samples"])
+    assert result["server_metrics"]["requests"] == 2  # the engine's /metrics saw the same two requests
+    assert result["instrumentation"]["records"], result["instrumentation"]["errors"]
+    assert result["startup"]["capture"]["phases"], "the engine logs its (stand-in) decode capture"
+    assert group_members(result["server"]["pid"]) == []
+    assert "TTFT" in done.stdout and "TPOT" in done.stdout
+    assert f"{result['summary']['tpot_ms']['median']:.2f}" in done.stdout
