@@ -1,0 +1,115 @@
+"""Helpers of the fault-catalog tests: scenario files driving the fake server, harness subprocesses, orphan checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+from fake_server_helpers import FAKE_LAUNCHER
+
+from harness.lock import LOCK_DIR_ENV
+from harness.manifest import MANIFEST_FILE
+from harness.results import RESULT_FILE, load_result
+from harness.scenario import MODEL_DIR
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# Every process a test starts inherits this variable; whatever still carries it afterwards is an orphan.
+MARK_ENV = "RELIABILITY_TEST_MARK"
+LAUNCHER = shlex.join(FAKE_LAUNCHER)
+
+
+def write_scenario(directory: Path, name: str, fake: dict[str, str | int | float] | None = None,
+                   output_len: int = 4, requests: int = 2, warmups: int = 0,
+                   model: Path = MODEL_DIR / "tiny-qwen3-moe") -> Path:
+    """A scenario TOML whose [server_args] become the fake server's `--fake-*` flags."""
+    args = "\n".join(f"fake_{key} = {value!r}".replace("'", '"') for key, value in (fake or {}).items())
+    path = directory / f"{name}.toml"
+    path.write_text(
+        f'name = "{name}"\ndescription = "reliability test: {name}"\nmodel = "{model}"\ntargets = ["reference"]\n'
+        f"[server_args]\n{args}\n[workload]\ninput_len = 8\noutput_len = {output_len}\n"
+        f"warmups = {warmups}\nrequests = {requests}\n[hardware.reference]\ngpus = 0\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def survivors(mark: str) -> list[int]:
+    """Live (non-zombie) processes that inherited `MARK_ENV=mark`, this test process excluded."""
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.environ().get(MARK_ENV) == mark and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `predicate` until true; fail the test naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def tree_digest(run_dir: Path) -> dict[str, str]:
+    """sha256 of every file under run_dir: proves an earlier run was not touched."""
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def assert_results_loadable(run_dir: Path, names: list[str]) -> None:
+    for name in names:
+        assert load_result(run_dir / name / RESULT_FILE)["scenario"] == name
+
+
+def manifest_state(run_dir: Path, name: str) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / MANIFEST_FILE).read_text())["scenarios"][name]["state"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class HarnessCli:
+    """Starts `python -m harness run ...` as a real subprocess in its own session, marked and locked privately."""
+
+    def __init__(self, mark: str, lock_dir: Path) -> None:
+        self.env = {**os.environ, MARK_ENV: mark, LOCK_DIR_ENV: str(lock_dir), "COLUMNS": "200"}
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self, *args: str, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args], cwd=REPO_ROOT, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, preexec_fn=preexec_fn)
+        self.started.append(proc)
+        return proc
+
+    def run(self, *args: str, timeout_s: float = 60.0,
+            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+        proc = self.start(*args, preexec_fn=preexec_fn)
+        out, err = proc.communicate(timeout=timeout_s)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def close(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+def fast_args(*extra: str) -> list[str]:
+    """Options that keep a harness run against the fake server short."""
+    return ["--launcher", LAUNCHER, "--startup-timeout", "10", "--token-timeout", "2", *extra]
