@@ -14,6 +14,12 @@ from harness.gate.interleave import InterleavePlan, SideRound, run_interleaved
 FAKE = Path(__file__).resolve().parents[1] / "fake_servers" / "sglang_like.py"
 
 
+@pytest.fixture(autouse=True)
+def private_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake server measures nothing real: keep it off the machine-wide harness lock.
+    monkeypatch.setenv("HARNESS_LOCK_DIR", str(tmp_path / "locks"))
+
+
 def _cmd(*flags: str) -> str:
     return " ".join([sys.executable, str(FAKE), *flags])
 
