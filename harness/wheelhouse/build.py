@@ -33,7 +33,8 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
     """Produce config.out/batch-N/ directories and manifest.json; returns the manifest."""
     image = read_image(config.image)
     source = PipSource(config.find_links, config.no_index)
-    roots = [Requirement(f"sglang=={config.sglang_version}"), *map(Requirement, config.extra_requirements)]
+    roots = [Requirement(f"sglang=={config.sglang_version}"), *(Requirement(r) for r, _why in profile.additions),
+             *map(Requirement, config.extra_requirements)]
     resolution = resolve(roots, profile, image, config.downloads, config.python_version, source)
     config.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.out))

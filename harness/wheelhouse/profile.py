@@ -47,6 +47,8 @@ class Profile:
     skips: tuple[tuple[str, str], ...]
     kernel: KernelSlimming
     stubs: tuple[Stub, ...]
+    # Imported at module top on the serving path but missing from Requires-Dist: (requirement, where).
+    additions: tuple[tuple[str, str], ...] = ()
 
     def pin_for(self, name: NormalizedName) -> str | None:
         for pin in self.pins:
@@ -107,6 +109,9 @@ SGLANG_0_5_16 = Profile(
         "outlines-core==0.1.26",
         "apache-tvm-ffi==0.1.11",
         "soundfile==0.13.1",
+        # flashinfer.comm (MoE A2A, its workspace size) imports cuda.bindings through flashinfer/cuda_utils.py;
+        # 13.0.x matches the image's CUDA 13.0 toolkit and driver 580.
+        "cuda-python==13.0.3",
     ),
     skips=(
         ("flash-attn-4", _LAZY_KERNELS),
@@ -121,7 +126,6 @@ SGLANG_0_5_16 = Profile(
         ("nvidia-mathdx", _LAZY_KERNELS),
         ("nvidia-cudnn-frontend", _LAZY_KERNELS),
         ("cuda-tile", _LAZY_KERNELS),
-        ("cuda-python", "CUDA driver bindings imported only by CuTe DSL kernels"),
         ("numba", _NOT_SERVING),
         ("datasets", _NOT_SERVING),
         ("modelscope", _NOT_SERVING),
@@ -133,6 +137,7 @@ SGLANG_0_5_16 = Profile(
     ),
     kernel=SGL_KERNEL_SLIMMING,
     stubs=(IPYTHON_STUB,),
+    additions=(("dill", "sglang/srt/sampling/custom_logit_processor.py imports dill at module top"),),
 )
 
 PROFILES = {SGLANG_0_5_16.sglang_version: SGLANG_0_5_16}

@@ -59,6 +59,7 @@ def build_index(index: Path) -> None:
     make_wheel(index, "delta", "1.0")
     make_wheel(index, "big", "1.0", files=(("big/blob.bin", so(1229 * KB)),))
     make_wheel(index, "matplotlib-fake", "1.0")
+    make_wheel(index, "epsilon", "1.0")
 
 
 IMAGE_TEXT = "# fake image\nimagepkg==1.5\ntorch==2.11.0\n"
@@ -67,4 +68,4 @@ IMAGE_TEXT = "# fake image\nimagepkg==1.5\ntorch==2.11.0\n"
 def fake_profile() -> Profile:
     return Profile(sglang_version=SGLANG_VERSION, pins=("pinned-pkg==1.0", "sglang-kernel==1.0.0"),
                    skips=(("skipme", "not needed to serve"),), kernel=SGL_KERNEL_SLIMMING,
-                   stubs=(IPYTHON_STUB,))
+                   stubs=(IPYTHON_STUB,), additions=(("epsilon", "imported but undeclared"),))

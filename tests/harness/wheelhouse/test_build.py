@@ -62,6 +62,7 @@ def test_resolution_follows_requires_dist_and_applies_profile(built: tuple[Path,
     assert versions["gamma"] == "1.0"           # transitive, via alpha
     assert versions["delta"] == "1.0"           # pulled by withextra[fast]
     assert versions["matplotlib-fake"] == "1.0"  # --extra
+    assert versions["epsilon"] == "1.0"          # the profile's undeclared-but-imported addition
     assert {"winonly", "extrapkg", "skipme", "imagepkg"}.isdisjoint(versions)
     assert [s["name"] for s in manifest["skipped"]] == ["skipme"]
     assert manifest["from_image"] == [{"name": "imagepkg", "version": "1.5", "required_by": "sglang 9.9.9"}]
