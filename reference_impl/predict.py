@@ -54,6 +54,11 @@ def predict(inp: OracleInput) -> Prediction:
     flags = attn_tp_gather.gather_flags(inp.fixes, args)
     num_tokens = attn_tp_gather.capture_num_tokens(args, flags.require_gathered_buffer, inp.runtime.batch_size,
                                                    resolved.cuda_graph_max_bs, args.max_running_requests)
+    if not attn_tp_gather.captured_batch_sizes(args, flags.require_gathered_buffer, resolved.cuda_graph_max_bs,
+                                               args.max_running_requests):
+        errors.append("server_args.cuda_graph_max_bs: no decode CUDA graph batch size is a multiple of "
+                      f"{attn_tp_gather.capture_alignment(args, flags.require_gathered_buffer)} "
+                      "(sglang asserts at startup)")
     capture_global = None
     if num_tokens is not None:
         capture_global = dp_workspace_sizing.capture_global_num_tokens(
@@ -70,7 +75,8 @@ def predict(inp: OracleInput) -> Prediction:
             runtime_max, runtime.local_num_tokens, geometry.max_num_tokens, runtime.dp_global_num_tokens,
             args.enable_dp_attention, args.ep_size, inp.sglang_version)
 
-    budget = capture_budget(inp, resolved) if not errors or geometry is not None else None
+    # The memory model needs the A2A geometry whenever the FlashInfer backend is on.
+    budget = capture_budget(inp, resolved) if geometry is not None or not flashinfer_a2a(args) else None
     modes = moe_dp_attn_cp.mlp_modes(inp.fixes, args)
     return Prediction(
         config_valid=not errors,
