@@ -35,7 +35,7 @@ esac
   echo "# PYTHONPATH=$PYTHONPATH FLASHINFER_CUDA_ARCH_LIST=${FLASHINFER_CUDA_ARCH_LIST:-} budget=${HARNESS_GPU_BUDGET_S}s"
   echo "python3 -m pytest -m gpu -p no:cacheprovider -v $tests"; } >> "$HARNESS_GPU_EVIDENCE/commands.txt"
 # Hard stop well inside the 600 s device call, so packing below always runs.
-timeout -k 10 "${SUITE_TIMEOUT_S:-545}" python3 -m pytest -m gpu -p no:cacheprovider -v -o addopts="" \
+timeout -k 10 "${SUITE_TIMEOUT_S:-530}" python3 -m pytest -m gpu -p no:cacheprovider -v -o addopts="" \
   --junitxml="$out/junit.xml" $tests 2>&1 | tee "$out/pytest.log"
 rc=$?
 python3 -m tests.gpu.support.finish "$out" 2>&1 | tee -a "$out/pytest.log"
