@@ -36,7 +36,7 @@ class CalibrationPlan:
     """Live collection and evaluation settings."""
 
     out: Path
-    scenario: str = "baseline"
+    scenario: str = "baseline"  # catalog name or path to a scenario .toml
     device: str | None = None  # passed to the engine as --device when set
     slowdowns: tuple[float, ...] = SLOWDOWNS
     pool_rounds: int = 4       # interleaved rounds collected per condition (server starts per side)
@@ -62,6 +62,7 @@ def collect(plan: CalibrationPlan, run_side: RunSide | None = None, *, base_tpot
             with_aa: bool = True) -> list[Pool]:
     """Run A/A first (it also measures base TPOT unless given), then one A/B pool per slowdown."""
     pools = [_collect_one(plan, 0.0, 0, run_side)] if with_aa else []
+    save_pools(plan.out / "pools.json", pools)
     if base_tpot_ms is None:
         base_tpot_ms = float(np.median(np.concatenate(pools[0].base)))
     tpot_us = base_tpot_ms * 1000.0
@@ -78,8 +79,9 @@ def _collect_one(plan: CalibrationPlan, slowdown: float, delay_us: int, run_side
         scenarios=(plan.scenario,), base_cmd=engine_cmd(plan, 0), head_cmd=engine_cmd(plan, delay_us),
         rounds=plan.pool_rounds, requests=plan.pool_requests, warmups=plan.warmups, target="reference",
         out=plan.out / "runs" / name), run_side)
-    base = load_side(base_dir, (METRIC,)).runs[plan.scenario]
-    head = load_side(head_dir, (METRIC,)).runs[plan.scenario]
+    # plan.scenario may be a catalog name or a .toml path: take the one scenario the runs hold.
+    (base,) = load_side(base_dir, (METRIC,)).runs.values()
+    (head,) = load_side(head_dir, (METRIC,)).runs.values()
     pool = Pool(slowdown, delay_us, tuple(r.values(METRIC) for r in base), tuple(r.values(METRIC) for r in head))
     print(f"[calibrate] {name}: delay {delay_us} us, measured {pool.measured_ratio() - 1:+.2%} "
           f"in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(","))
+    return tuple(float(x) for x in text.split(",") if x.strip())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.gate.errors import GateInputError
+
+LOCK_POLL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class InterleavePlan:
     warmups: int | None
     target: str
     out: Path
+    lock_wait_s: float = 900.0  # how long a round waits for another harness run to release the machine
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
     from rich.console import Console
 
     from harness.config import RunConfig
+    from harness.lock import LockHeldError
     from harness.run import run_all
     from harness.scenario import ScenarioError, load_scenario
 
@@ -68,4 +73,13 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
                        requests=plan.requests, warmups=plan.warmups, launcher=side_round.server_cmd,
                        progress=False)
     argv = ["harness", "gate", f"--{side_round.side}-cmd", " ".join(side_round.server_cmd), *plan.scenarios]
-    run_all(config, scenarios, argv, Console(stderr=True, quiet=True))
+    # Another harness run may hold the machine's lock between our rounds: wait for it, with a deadline.
+    deadline = time.monotonic() + plan.lock_wait_s
+    while True:
+        try:
+            run_all(config, scenarios, argv, Console(stderr=True, quiet=True))
+            return
+        except LockHeldError as exc:
+            if time.monotonic() >= deadline:
+                raise GateInputError(f"{side_round.run_dir}: {exc} (waited {plan.lock_wait_s:.0f} s)") from exc
+            time.sleep(LOCK_POLL_S)

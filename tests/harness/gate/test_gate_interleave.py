@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -63,3 +64,17 @@ def test_harness_error_is_infrastructure_naming_the_round(tmp_path: Path) -> Non
     plan = InterleavePlan(("baseline",), ("a",), ("b",), 2, None, None, "reference", tmp_path)
     with pytest.raises(Exception, match=r"base/round-00: harness run failed for the base side, round 0: OSError"):
         run_interleaved(plan, broken)
+
+
+def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
+    from harness.gate.interleave import harness_run_side
+    from harness.hardware import detect_host
+    from harness.lock import GpuLock, default_lock_dir, lock_scope
+
+    plan = InterleavePlan(("baseline",), (_cmd(),), (_cmd(),), 1, 8, 0, "reference", tmp_path / "runs",
+                          lock_wait_s=0.0)
+    scope = lock_scope(os.environ, len(detect_host().gpus))  # the scope run_all will ask for
+    with GpuLock(default_lock_dir(), scope, tmp_path / "other-run"), \
+            pytest.raises(Exception, match=r"round-00: .*harness pid"):
+        run_interleaved(plan, harness_run_side)
+    assert not (tmp_path / "runs" / "base" / "round-00" / "manifest.json").exists()
