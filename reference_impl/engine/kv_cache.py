@@ -1,4 +1,4 @@
-"""Token-slot KV cache: one K and one V tensor per layer, slots handed out from a free list."""
+"""Token-slot KV cache: one K and one V tensor per layer; slot_pool.SlotPool hands the slots out."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import torch
 
 from reference_impl.engine.device_memory import DeviceMemory
 from reference_impl.engine.model_spec import ModelSpec
-
-
-class KvCacheFullError(RuntimeError):
-    """No free KV slots for a request."""
 
 
 class KvCache:
@@ -33,22 +29,3 @@ class KvCache:
     def gather(self, layer: int, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.k[layer][slots], self.v[layer][slots]
 
-
-class SlotPool:
-    """Free KV slots of one attention-DP group, owned by the scheduler so every rank writes the same slots."""
-
-    def __init__(self, num_slots: int) -> None:
-        self.num_slots = num_slots
-        self._free = list(range(num_slots - 1, 0, -1))
-
-    @property
-    def free(self) -> int:
-        return len(self._free)
-
-    def alloc(self, n: int) -> list[int]:
-        if n > len(self._free):
-            raise KvCacheFullError(f"KV cache full: need {n} slots, {len(self._free)} free of {self.num_slots}")
-        return [self._free.pop() for _ in range(n)]
-
-    def release(self, slots: list[int]) -> None:
-        self._free.extend(reversed(slots))

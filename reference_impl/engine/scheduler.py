@@ -10,11 +10,14 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from reference_impl.engine.comms import Comms
-from reference_impl.engine.kv_cache import SlotPool
-from reference_impl.engine.runner import ModelRunner
+from reference_impl.engine.slot_pool import SlotPool
 from reference_impl.engine.step import GroupWork, Step
+
+if TYPE_CHECKING:  # torch stays out of the HTTP side's imports, so /health answers 503 while it loads
+    from reference_impl.engine.comms import Comms
+    from reference_impl.engine.runner import ModelRunner
 
 
 @dataclass
