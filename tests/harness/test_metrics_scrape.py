@@ -55,7 +55,7 @@ def test_scrape_a_live_server_around_requests(fake_server):
     after = scrape(server.spec.base_url)
     means = server_side(before, after)
     assert means["requests"] == 3
-    assert means["ttft_ms_mean"] == pytest.approx(15, abs=10)
+    assert 15 <= means["ttft_ms_mean"] < 500  # the server sleeps 15 ms before the first token
     assert means["itl_ms_mean"] == pytest.approx(4.0)
 
 

@@ -33,16 +33,18 @@ def client_for(fake_server):
 def test_timings_match_the_servers_schedule(client_for, mode):
     client = client_for("--fake-mode", mode, "--fake-ttft-ms", "20", "--fake-interval-ms", "5")
     for index in range(2):  # the second request reuses the kept-alive connection
-        sample = client.generate(index, PROMPT, 8)
+        sample = client.generate(index, PROMPT, 16)
         assert sample.ok, sample.error
-        assert sample.completion_tokens == 8
-        assert len(sample.itl_ms) == 7 and len(sample.token_times_ms) == 8
-        assert 20 <= sample.ttft_ms < 60
-        assert sample.tpot_ms == pytest.approx(5.0, abs=1.5)
-        assert sample.tpot_ms == pytest.approx(sum(sample.itl_ms) / 7)
+        assert sample.completion_tokens == 16
+        assert len(sample.itl_ms) == 15 and len(sample.token_times_ms) == 16
+        assert sample.ttft_ms >= 20  # the server waits 20 ms before the first token
+        assert sample.tpot_ms == pytest.approx(sum(sample.itl_ms) / 15)
         assert sample.e2e_ms >= sample.token_times_ms[-1]
         sent = sample.meta_info["fake_send_ns"]
-        assert len(sent) == 8
+        assert len(sent) == 16
+        # What the client measured is what the server did: its own send times give the same TPOT
+        # (the tolerance only absorbs scheduling hiccups of a loaded machine; bench/ measures the bias).
+        assert sample.tpot_ms == pytest.approx((sent[-1] - sent[0]) / 1e6 / 15, abs=1.0)
 
 
 @pytest.mark.parametrize(
