@@ -71,6 +71,8 @@ def test_control_scenario_measures_normally_between_faults(fault_run):
     result = results["healthy-control"]
     assert result["status"] == "ok" and result["failure"] is None
     assert result["summary"]["tpot_ms"]["n"] == 2
+    leak = result["server"]["gpu_leak"]  # skipped with the reason on a CPU box, clean on a GPU box
+    assert leak["leaked"] == [] and (leak["checked"] or "NVML" in leak["skip_reason"] or "pynvml" in leak["skip_reason"])
     check_clean(result, mark)
 
 
