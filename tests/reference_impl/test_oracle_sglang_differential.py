@@ -16,6 +16,7 @@ import enum
 import functools
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -49,7 +50,7 @@ def sglang_src() -> Path:
         try:
             staging.rename(CACHE)
         except OSError:  # another session installed it first
-            subprocess.run(["rm", "-rf", str(staging)], check=False)
+            shutil.rmtree(staging, ignore_errors=True)
     return package
 
 
