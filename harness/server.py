@@ -171,20 +171,20 @@ class Server:
         started = time.monotonic()
         deadline = started + self.spec.startup_timeout_s
         session = requests.Session()
+        watch = _MarkerWatch(self.spec.log_path, FATAL_MARKER)
         try:
             while True:
                 self._remember_children()
                 returncode = self._proc.poll()
-                log = self.read_log()
-                if returncode is not None or FATAL_MARKER in log:
+                if returncode is not None or watch.seen():
                     if returncode is None:
                         time.sleep(_SETTLE_S)
-                        log = self.read_log()
-                    return self._failed(log, returncode, started, timed_out=False)
+                    return self._failed(self.read_log(), returncode, started, timed_out=False)
                 if self._healthy(session):
-                    return Startup("ok", "healthy", time.monotonic() - started, None, parse_capture(log))
+                    elapsed = time.monotonic() - started
+                    return Startup("ok", "healthy", elapsed, None, parse_capture(self.read_log()))
                 if time.monotonic() >= deadline:
-                    return self._failed(log, None, started, timed_out=True)
+                    return self._failed(self.read_log(), None, started, timed_out=True)
                 time.sleep(_POLL_S)
         finally:
             session.close()
@@ -270,3 +270,25 @@ class Server:
                 return True
             if time.monotonic() >= deadline:
                 return False
+
+
+class _MarkerWatch:
+    """Reads only what a growing log gained since the last look, and says when `marker` appeared."""
+
+    def __init__(self, path: Path, marker: str) -> None:
+        self.path = path
+        self.marker = marker.encode()
+        self._offset = 0
+        self._tail = b""
+
+    def seen(self) -> bool:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                new = log.read()
+        except FileNotFoundError:
+            return False
+        self._offset += len(new)
+        window = self._tail + new
+        self._tail = window[-len(self.marker):]  # a marker split across two reads is still found
+        return self.marker in window

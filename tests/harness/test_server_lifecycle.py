@@ -96,3 +96,16 @@ def test_port_in_use_is_refused_by_name():
         with pytest.raises(PortInUseError, match=f"port {port} on 127.0.0.1 is already in use"):
             check_port_free("127.0.0.1", port)
     check_port_free("127.0.0.1", free_port("127.0.0.1"))
+
+
+def test_fatal_marker_is_found_across_partial_writes(tmp_path):
+    from harness.server import _MarkerWatch
+
+    log = tmp_path / "server.log"
+    watch = _MarkerWatch(log, "Scheduler hit an exception")
+    assert not watch.seen()  # no log yet
+    log.write_text("loading...\n[TP0] Scheduler hit an")
+    assert not watch.seen()
+    with open(log, "a") as more:
+        more.write(" exception: Traceback (most recent call last):\n")
+    assert watch.seen()
