@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,30 +38,30 @@ class RichProgress:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else f"{value:.4g}"
 
 
 def summary_table(results: list[dict[str, Any]], title: str = "harness run") -> Table:
-    """One row per result: status, TTFT and TPOT median and p90 in ms, n, oracle."""
+    """One row per result: status, TTFT and TPOT median (p50) and p90 in ms, n, oracle."""
     targets = sorted({r["target"]["kind"] for r in results})
-    table = Table(title=f"{title} (target: {', '.join(targets)}; ms)")
+    # Compact layout: the widest catalog name still fits an 80-column (non-terminal) console.
+    table = Table(title=f"{title} (target: {', '.join(targets)}; median and p90 in ms)", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
     table.add_column("scenario", no_wrap=True)
-    table.add_column("status")
-    for column in ("TTFT median", "TPOT median", "TTFT p90", "TPOT p90", "n"):
-        table.add_column(column, justify="right")
-    table.add_column("oracle")
+    table.add_column("status", no_wrap=True)
+    for column in ("TTFT", "p90", "TPOT", "p90 ", "n"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("oracle", no_wrap=True)
     for result in results:
         summary = result["summary"]
-        outcome = (result.get("startup") or {}).get("outcome")
         status = result["status"]
         style = {"ok": "green", "skipped": "yellow", "failed": "red"}[status]
-        shown = f"{status} ({outcome})" if outcome not in (None, "ok") else status
         table.add_row(
             result["scenario"],
-            f"[{style}]{shown}[/]",
+            f"[{style}]{status}[/]",
             _ms(summary["ttft_ms"]["median"]),
-            _ms(summary["tpot_ms"]["median"]),
             _ms(summary["ttft_ms"]["p90"]),
+            _ms(summary["tpot_ms"]["median"]),
             _ms(summary["tpot_ms"]["p90"]),
             str(summary["tpot_ms"]["n"]),
             {True: "[green]pass[/]", False: "[red]FAIL[/]"}.get((result.get("oracle") or {}).get("ok"), "-"),
@@ -71,28 +73,39 @@ def explain(result: dict[str, Any], console: Console) -> None:
     """The lines a user needs beyond the table: skip reason, failure, capture OOM, failing verdicts."""
     name = result["scenario"]
     if result["status"] == "skipped":
-        console.print(f"[yellow]{name}: skipped[/]: {result['skip_reason']}")
+        console.print(f"[yellow]{name}: skipped[/]: {escape(str(result['skip_reason']))}")
     failure = result.get("failure")
     if failure:
-        console.print(f"[red]{name}: {failure['stage']} failed ({failure['kind']})[/]: {failure['message']}")
+        console.print(f"[red]{name}: {failure['stage']} failed ({failure['kind']})[/]: {escape(failure['message'])}")
     metrics = result.get("server_metrics") or {}
     if metrics.get("ttft_ms_mean") is not None:
         console.print(f"{name}: server-side means (/metrics): TTFT {_ms(metrics['ttft_ms_mean'])} ms, "
                       f"ITL {_ms(metrics.get('itl_ms_mean'))} ms; client means: TTFT "
                       f"{_ms(result['summary']['ttft_ms']['mean'])} ms, ITL {_ms(result['summary']['itl_ms']['mean'])} ms")
     capture = (result.get("startup") or {}).get("capture") or {}
-    for phase in capture.get("phases", []):
+    for phase in _distinct(capture.get("phases", [])):
         console.print(f"{name}: capture {phase['name']}: {phase['elapsed_s']:.2f} s, "
                       f"{phase['mem_usage_gb']:.2f} GB used, {phase['avail_mem_gb']:.2f} GB left")
     oracle = result.get("oracle") or {}
     failing = [v for v in oracle.get("verdicts", []) if v.get("passed") is False]
     for verdict in failing[:_MAX_VERDICT_LINES]:
-        console.print(f"[red]{name}: oracle {verdict['name']}[/]: expected {verdict['expected']!r}, "
-                      f"observed {verdict['observed']!r}")
+        console.print(f"[red]{name}: oracle {verdict['name']}[/]: expected {escape(repr(verdict['expected']))}, "
+                      f"observed {escape(repr(verdict['observed']))}")
     if len(failing) > _MAX_VERDICT_LINES:
         console.print(f"[red]{name}: {len(failing) - _MAX_VERDICT_LINES} more failing oracle verdicts[/] "
                       "(harness show --json RESULT)")
     if oracle.get("error"):
-        console.print(f"[yellow]{name}: oracle[/]: {oracle['error']}")
+        console.print(f"[yellow]{name}: oracle[/]: {escape(str(oracle['error']))}")
     for error in (result.get("instrumentation") or {}).get("errors", [])[:5]:
-        console.print(f"[yellow]{name}: instrumentation[/]: {error}")
+        console.print(f"[yellow]{name}: instrumentation[/]: {escape(str(error))}")
+
+
+def _distinct(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Every rank logs its own capture; identical lines say nothing more.
+    seen, distinct = set(), []
+    for phase in phases:
+        key = tuple(sorted(phase.items()))
+        if key not in seen:
+            seen.add(key)
+            distinct.append(phase)
+    return distinct

@@ -35,4 +35,4 @@ def test_harness_run_baseline_on_the_reference_engine(tmp_path):
     assert result["startup"]["capture"]["phases"], "the engine logs its (stand-in) decode capture"
     assert group_members(result["server"]["pid"]) == []
     assert "TTFT" in done.stdout and "TPOT" in done.stdout
-    assert f"{result['summary']['tpot_ms']['median']:.2f}" in done.stdout
+    assert f"{result['summary']['tpot_ms']['median']:.4g}" in done.stdout
