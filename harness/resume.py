@@ -9,9 +9,13 @@ RUN_DIR/.attempts/<scenario>.<n>/ so the new attempt starts from an empty direct
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from harness.manifest import MANIFEST_FILE, Manifest
 from harness.results import RESULT_FILE, ResultError, load_result
@@ -82,6 +86,7 @@ def resumed_argv(run_dir: Path, current: list[str]) -> list[str]:
 def plan_resume(run_dir: Path, names: list[str]) -> ResumePlan:
     """Validate earlier results and decide, per scenario, keep or re-run; moves re-run leftovers aside."""
     data = read_manifest(run_dir)
+    _refuse_live_owner(run_dir, data.get("owner"))
     entries: dict[str, dict[str, Any]] = {
         name: entry for name, entry in data["scenarios"].items() if isinstance(entry, dict)
     }
@@ -111,6 +116,20 @@ def plan_resume(run_dir: Path, names: list[str]) -> ResumePlan:
     manifest = Manifest(run_dir=run_dir, target=data["target"], argv=data["argv"], scenarios=entries,
                         created_at=data.get("created_at") or "")
     return ResumePlan(manifest=manifest, kept=tuple(kept), rerun=tuple(rerun), notes=tuple(notes))
+
+
+def _refuse_live_owner(run_dir: Path, owner: Any) -> None:
+    """Two harness processes must never write one run directory (the GPU lock may differ between them)."""
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+        return
+    try:
+        process = psutil.Process(int(owner["pid"]))
+        # A reused pid belongs to some other program; only a live harness counts.
+        live = process.status() != psutil.STATUS_ZOMBIE and "harness" in " ".join(process.cmdline())
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return
+    if live:
+        raise ResumeError(f"--resume: {run_dir} is still being run by harness pid {owner['pid']}")
 
 
 def _set_aside(run_dir: Path, name: str) -> Path | None:

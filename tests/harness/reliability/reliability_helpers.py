@@ -90,16 +90,18 @@ class HarnessCli:
         self.env = {**os.environ, MARK_ENV: mark, LOCK_DIR_ENV: str(lock_dir), "COLUMNS": "200"}
         self.started: list[subprocess.Popen[str]] = []
 
-    def start(self, *args: str, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args], cwd=REPO_ROOT, env=self.env,
+    def start(self, *args: str, preexec_fn: Callable[[], None] | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args], cwd=REPO_ROOT,
+                                env={**self.env, **(env or {})},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True, preexec_fn=preexec_fn)
         self.started.append(proc)
         return proc
 
-    def run(self, *args: str, timeout_s: float = 60.0,
-            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
-        proc = self.start(*args, preexec_fn=preexec_fn)
+    def run(self, *args: str, timeout_s: float = 60.0, preexec_fn: Callable[[], None] | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        proc = self.start(*args, preexec_fn=preexec_fn, env=env)
         out, err = proc.communicate(timeout=timeout_s)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 

@@ -270,6 +270,11 @@ def test_second_run_on_the_same_gpus_is_refused_naming_the_holder(tmp_path, harn
     assert f"is in use by harness pid {holder.pid} on {socket.gethostname()}" in err[0]
     assert str(tmp_path / "run1") in err[0] and "cpu.lock" in err[0]
     assert not (tmp_path / "run2").exists()
+    # Other GPUs (so the lock lets it through) must still not resume a run directory a live harness writes.
+    resume = harness_cli.run("--resume", str(tmp_path / "run1"), env={"CUDA_VISIBLE_DEVICES": "7"})
+    assert resume.returncode == 2
+    assert f"run1 is still being run by harness pid {holder.pid}" in resume.stderr
+    assert manifest_state(tmp_path / "run1", "slow") == "running"
     holder.send_signal(signal.SIGTERM)
     assert holder.wait(timeout=30) == 143
     assert tree_digest(earlier_run) == before
