@@ -30,6 +30,7 @@ _CAPTURE_END = re.compile(
 )
 _CAPTURING = re.compile(r"Capturing (?:batches \(bs=(?P<bs>\d+)|num tokens \(num_tokens=(?P<num_tokens>\d+))")
 _OOM = re.compile(r"(OutOfMemoryError|CUDA out of memory|out of memory)", re.IGNORECASE)
+_OOM_MESSAGE = re.compile(r"(?:Error|Exception): |out of memory", re.IGNORECASE)
 _TRIED = re.compile(r"Tried to allocate (?P<n>[\d.]+) (?P<unit>[KMGT]?i?B)")
 _FREE = re.compile(r"of which (?P<n>[\d.]+) (?P<unit>[KMGT]?i?B) is free")
 # Frames and messages that place an OOM inside CUDA graph setup/capture rather than the KV pool.
@@ -155,7 +156,8 @@ def last_line(log: str) -> str | None:
 
 def _oom_line_index(lines: list[str]) -> int | None:
     for index, line in enumerate(lines):
-        if _OOM.search(line) and ("Tried to allocate" in line or "Error" in line):
+        # The message line, not a source line such as `raise torch.OutOfMemoryError(` in the traceback.
+        if _OOM.search(line) and ("Tried to allocate" in line or _OOM_MESSAGE.search(line)):
             return index
     return None
 

@@ -109,3 +109,24 @@ def test_fatal_marker_is_found_across_partial_writes(tmp_path):
     with open(log, "a") as more:
         more.write(" exception: Traceback (most recent call last):\n")
     assert watch.seen()
+
+
+def test_both_targets_share_one_command_line_shape(tmp_path):
+    import sys
+
+    from harness.config import RunConfig
+    from harness.scenario import load_scenario
+    from harness.server import server_argv
+
+    scenario = load_scenario("disable-attn-tp-gather")
+    flags = scenario.server_cli_args()
+    reference = server_argv(scenario, RunConfig(out_dir=tmp_path, extra_server_args=("--x", "1"),
+                                                revert_fixes=("a2a-token-cap",)), 31000)
+    assert reference == [sys.executable, "-m", "reference_impl.engine", "--model-path", str(scenario.model_dir),
+                         "--host", "127.0.0.1", "--port", "31000", *flags, "--x", "1",
+                         "--revert-fix", "a2a-token-cap"]
+    sglang = server_argv(scenario, RunConfig(out_dir=tmp_path, target="sglang", extra_server_args=("--x", "1")),
+                         31000)
+    assert sglang == [sys.executable, "-m", "sglang.launch_server", "--model-path", str(scenario.model_dir),
+                      "--host", "127.0.0.1", "--port", "31000", "--load-format", "dummy", "--skip-tokenizer-init",
+                      "--enable-metrics", "--disable-prefill-cuda-graph", *flags, "--x", "1"]

@@ -13,6 +13,8 @@ KV_POOL_OOM = """\
     self.kv_pool = MHATokenToKVPool(
   File "/site/sglang/srt/mem_cache/memory_pool.py", line 512, in _create_buffers
     torch.zeros(shape, dtype=dtype, device=device)
+  File "/site/torch/cuda/memory.py", line 12, in _alloc
+    raise torch.OutOfMemoryError(
 torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 9.77 GiB. GPU 0 has a total capacity of 79.19 GiB of which 2.10 GiB is free.
 """
 
@@ -48,6 +50,8 @@ def test_capture_phases_are_parsed():
 def test_kv_pool_oom_is_a_crash_not_a_capture_oom():
     capture = parse_capture(KV_POOL_OOM)
     assert not capture.oom
+    assert capture.requested_bytes == int(9.77 * 2**30)  # the message line, not `raise ...OutOfMemoryError(`
+    assert capture.free_bytes == int(2.10 * 2**30)
     diagnosis = diagnose(KV_POOL_OOM, returncode=None, timed_out=False, timeout_s=60)
     assert diagnosis.outcome == "crash"
     assert "OutOfMemoryError" in diagnosis.message
