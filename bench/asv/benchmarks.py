@@ -39,9 +39,9 @@ class Scenario:
         # asv sets ASV_COMMIT only when it installed the commit itself (virtualenv flow).
         commit = os.environ.get("ASV_COMMIT", "run")[:12]
         out = config.out_root / f"{commit}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        argv = [*config.harness, "run", *config.scenarios, "--target", config.target, "--out", str(out)]
-        if config.server_python:
-            argv += ["--python", config.server_python]
+        argv = [*config.harness, "run", *config.scenario_args(), "--target", config.target, "--out", str(out)]
+        if config.launcher:
+            argv += ["--launcher", config.launcher]
         argv += list(config.harness_args)
         # A non-zero exit means some scenario failed (an OOM at capture is one): that is data, not an error.
         proc = subprocess.run(argv, timeout=SCENARIO_TIMEOUT_S * len(config.scenarios), check=False,

@@ -28,11 +28,12 @@ class SuiteConfig:
 
     target: str
     scenarios: tuple[str, ...]
+    scenario_dir: Path | None  # variants of catalog scenarios (same names), e.g. shorter workloads
     run_dir: Path | None  # a finished run directory to read instead of running (the nightly record job)
     out_root: Path  # where fresh run directories go
     harness: tuple[str, ...]  # the harness command (it runs in the project's environment)
     harness_args: tuple[str, ...]  # extra `harness run` options, e.g. --requests 3 --revert-fix NAME
-    server_python: str | None  # the interpreter that runs the server; None: the harness's own
+    launcher: str | None  # `harness run --launcher`: the server command; None: the harness's default
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SuiteConfig:
@@ -47,18 +48,31 @@ class SuiteConfig:
         if target not in ("reference", "sglang"):
             raise ValueError(f"HARNESS_ASV_TARGET: expected 'reference' or 'sglang', got {target!r}")
         run_dir = Path(env["HARNESS_ASV_RUN_DIR"]).resolve() if env.get("HARNESS_ASV_RUN_DIR") else None
+        scenario_dir = Path(env["HARNESS_ASV_SCENARIO_DIR"]).resolve() if env.get("HARNESS_ASV_SCENARIO_DIR") else None
+        if scenario_dir is not None:
+            missing = [s for s in scenarios or known if not (scenario_dir / f"{s}.toml").is_file()]
+            if missing:
+                raise ValueError(f"HARNESS_ASV_SCENARIO_DIR: {scenario_dir} lacks {', '.join(missing)} (.toml)")
         conf_dir = Path(env.get("ASV_CONF_DIR", ROOT))
         # asv's virtualenv flow builds sglang into its own environment: the server must run there.
         per_commit_env = env.get("ASV_ENV_TYPE", "existing") != "existing"
         return cls(
             target=target,
             scenarios=scenarios or tuple(known),
+            scenario_dir=scenario_dir,
             run_dir=run_dir,
             out_root=Path(env.get("HARNESS_ASV_OUT", conf_dir / ".asv" / "runs")).resolve(),
             harness=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS", "")) or _default_harness(conf_dir)),
             harness_args=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS_ARGS", ""))),
-            server_python=sys.executable if per_commit_env else None,
+            launcher=f"{sys.executable} -m sglang.launch_server" if per_commit_env and target == "sglang" else None,
         )
+
+
+    def scenario_args(self) -> list[str]:
+        """What `harness run` is given: catalog names, or the variant files of HARNESS_ASV_SCENARIO_DIR."""
+        if self.scenario_dir is None:
+            return list(self.scenarios)
+        return [str(self.scenario_dir / f"{name}.toml") for name in self.scenarios]
 
 
 def _default_harness(conf_dir: Path) -> tuple[str, ...]:
