@@ -16,6 +16,7 @@ from typing import Any, NoReturn, Protocol
 
 import requests
 from rich.console import Console
+from rich.markup import escape
 
 from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
@@ -445,12 +446,12 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
     results = []
     with InterruptGuard() as guard, lock:
         for note in lock.notes:
-            console.print(f"[yellow]{note}[/]")
+            console.print(f"[yellow]{escape(note)}[/]")
         config.out_dir.mkdir(parents=True, exist_ok=True)
         plan = plan_resume(config.out_dir, names) if config.resume else None
         if plan is not None:
             for note in plan.notes:
-                console.print(f"resume: {note}")
+                console.print(f"resume: {escape(note)}")
             manifest = plan.manifest
             manifest.save()
         else:
