@@ -33,6 +33,8 @@ class ForwardBatch:
     global_num_tokens: list[int] | None = None
     # Token count each attention-DP group runs in this step (every rank knows all of them).
     dp_num_tokens: list[int] = field(default_factory=list)
+    # Rows whose logits are returned; built before any CUDA graph capture (no host copies inside one).
+    sample_index: torch.Tensor | None = None
     capturing: bool = False
     quiet: bool = False  # warm-up passes before a CUDA graph capture write no dispatch records
 

@@ -102,8 +102,8 @@ class MlpCommunicator:
             everything = x.new_empty(lay.world * width, x.shape[1])
             self.comms.all_gather(everything, padded, "world")
             ids, weights = moe.route(everything)
-            valid = torch.arange(width, device=x.device).repeat(lay.world) < torch.tensor(
-                counts, device=x.device).repeat_interleave(width)
+            rows = torch.arange(width, device=x.device)
+            valid = torch.cat([rows < c for c in counts])  # no host-to-device copy: CUDA-graph safe
             ids = torch.where(valid[:, None], ids, torch.full_like(ids, -1))
             out_all = moe.experts(everything, ids, weights, self.dense)
             self.comms.all_reduce(out_all)

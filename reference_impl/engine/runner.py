@@ -175,8 +175,9 @@ class ModelRunner:
         return logits[: len(work.sample_rows)].argmax(-1).tolist()
 
     def _forward(self, batch: ForwardBatch) -> torch.Tensor:
-        rows = torch.tensor(_sample_rows(batch), dtype=torch.long, device=self.device)
-        return self.model(batch, self.kv, self.path, rows)
+        if batch.sample_index is None:
+            batch.sample_index = self._long(_sample_rows(batch))
+        return self.model(batch, self.kv, self.path, batch.sample_index)
 
     def _global_num_tokens(self, my_tokens: int) -> list[int] | None:
         """sglang's prepare_mlp_sync_batch: a real all_gather of every DP group's token count."""
@@ -229,7 +230,8 @@ class ModelRunner:
         return ForwardBatch(ForwardMode.DECODE, zeros.clone(), zeros.clone(), zeros.clone(),
                             block_table=torch.zeros(n, width, dtype=torch.long, device=self.device),
                             seq_lens=torch.ones(n, dtype=torch.long, device=self.device),
-                            global_num_tokens=global_num_tokens, dp_num_tokens=[n] * self.layout.dp_size)
+                            global_num_tokens=global_num_tokens, dp_num_tokens=[n] * self.layout.dp_size,
+                            sample_index=torch.arange(n, device=self.device))
 
     def _tensors(self, work: GroupWork) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._long(work.input_ids), self._long(work.positions), self._long(work.out_slots)
