@@ -85,3 +85,30 @@ def test_rounds_are_resampled_within_round() -> None:
     est = median_ratio(base, head, resamples=1000, confidence=0.95, seed=0)
     assert est.n_base == 40 and est.n_head == 40
     assert continuous_verdict(est, RULE, CONFIG)[0] != "regression"
+
+
+def _rounds(rng: np.random.Generator, k: int, n: int, scale: float, level_sigma: float) -> list[np.ndarray]:
+    # Every server start sits at its own level: the variation a request-level bootstrap cannot see.
+    return [tpot_samples(rng, n, scale=scale * rng.lognormal(0, level_sigma)) for _ in range(k)]
+
+
+def test_round_pairs_carry_server_start_variation() -> None:
+    rng = np.random.default_rng(23)
+    paired = pooled = 0
+    trials = 150
+    for i in range(trials):
+        base, head = _rounds(rng, 5, 12, 1.0, 0.03), _rounds(rng, 5, 12, 1.0, 0.03)
+        est = median_ratio(base, head, resamples=500, confidence=0.95, seed=i)
+        assert est.rounds == 5
+        paired += continuous_verdict(est, RULE, CONFIG)[0] == "regression"
+        flat = median_ratio([np.concatenate(base)], [np.concatenate(head)], resamples=500, confidence=0.95, seed=i)
+        pooled += continuous_verdict(flat, RULE, CONFIG)[0] == "regression"
+    assert paired / trials <= 0.02
+    assert pooled > 2 * max(paired, 1)  # pooling the rounds would cry wolf
+
+
+def test_round_pairs_still_detect_a_clear_slowdown() -> None:
+    rng = np.random.default_rng(29)
+    base, head = _rounds(rng, 3, 30, 1.0, 0.005), _rounds(rng, 3, 30, 1.08, 0.005)
+    est = median_ratio(base, head, resamples=1000, confidence=0.95, seed=0)
+    assert continuous_verdict(est, RULE, CONFIG)[0] == "regression"
