@@ -1,0 +1,77 @@
+"""Short-form live calibration of the PR gate on the reference engine (CPU), as CI runs it.
+
+A/A and one A/B pool (+30% of TPOT injected as decode delay: large enough to be caught on a noisy
+shared CI runner with two rounds), two interleaved rounds each, through `harness gate`'s own
+interleaving and the harness run pipeline. The long form, 1-10% slowdowns and more rounds, is
+`python bench/calibrate_gate.py` (docs/gate.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from calibrate_gate import CalibrationPlan, collect, report
+
+from harness.gate.calibration import TrialPlan, evaluate
+from harness.gate.config import load_config
+
+pytestmark = pytest.mark.timeout(400)
+
+
+# The baseline model and server, with short prompts and outputs so four server starts fit in CI.
+SHORT_SCENARIO = """
+name = "gate-calibration-short"
+description = "baseline with 16-token prompts and outputs, for the gate's CI calibration"
+model = "tiny-qwen3-moe"
+targets = ["reference"]
+
+[server_args]
+tp_size = 1
+cuda_graph_max_bs = 4
+chunked_prefill_size = 4096
+max_running_requests = 4
+disable_radix_cache = true
+
+[env]
+
+[workload]
+input_len = 16
+output_len = 16
+warmups = 1
+requests = 16
+
+[hardware.reference]
+gpus = 0
+
+[oracle]
+dispatch_dtype = "bf16"
+local_num_tokens = 1
+"""
+
+
+def test_short_calibration_on_reference_engine(tmp_path: Path, benchmark) -> None:
+    scenario = tmp_path / "gate-calibration-short.toml"
+    scenario.write_text(SHORT_SCENARIO, encoding="utf-8")
+    plan = CalibrationPlan(out=tmp_path / "calibration", scenario=str(scenario), slowdowns=(0.30,), pool_rounds=2,
+                           pool_requests=16, warmups=1, request_counts=(16,), rounds=2, trials=60,
+                           thresholds=(0.02,))
+    pools = benchmark.pedantic(collect, args=(plan,), rounds=1, iterations=1)
+    aa, slow = pools
+    assert slow.delay_us > 0
+    # The injected delay shows up as a TPOT increase near what was asked for.
+    assert 1.15 < slow.measured_ratio() < 1.6, slow.measured_ratio()
+    rates = evaluate(pools, TrialPlan(plan.request_counts, plan.rounds, plan.trials, plan.seed), load_config(),
+                     plan.thresholds)
+    by = {r.slowdown: r for r in rates}
+    assert by[0.0].rate <= 0.05, "A/A pairs must not be called regressions"
+    assert by[0.30].rate >= 0.5, "a 30% TPOT slowdown must be caught in most trials"
+    text = report(plan, pools, rates, "CPU, CI short form")
+    assert "| A/A (" in text and "| +30% (" in text
+    assert (plan.out / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((plan.out / "calibration.json").read_text())
+    assert saved["base_tpot_ms"] == pytest.approx(float(np.median(np.concatenate(aa.base))))
+    benchmark.extra_info.update(base_tpot_ms=saved["base_tpot_ms"], measured_ratio=saved["measured_ratio"],
+                                false_alarm_rate=by[0.0].rate, detection_rate_30pct=by[0.30].rate)
