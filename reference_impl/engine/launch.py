@@ -11,14 +11,16 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from reference_impl.engine.engine_config import EngineConfig
+from reference_impl.engine.http_server import ServerState, build_app
 from reference_impl.engine.metrics import ServerMetrics
 from reference_impl.engine.model_spec import ModelSpecError, load_model_spec
+from reference_impl.engine.plan import build_plan
 from reference_impl.engine.process_tree import free_port, kill_children
 
 logger = logging.getLogger("reference_engine")
@@ -33,7 +35,7 @@ def launch(config: EngineConfig, argv: Sequence[str]) -> int:
         logger.error(str(exc))
         return 1
     # The layout check needs no device: run it before any rank starts (sglang asserts at startup too).
-    from reference_impl.engine.plan import build_plan
+    # torch loads here; /health already answers 503 by the time the ranks build their models.
     from reference_impl.engine.rank_setup import check_plan, engine_version
     from reference_impl.engine.runner import StartupError
 
@@ -63,18 +65,13 @@ def launch(config: EngineConfig, argv: Sequence[str]) -> int:
                        "a2a_max_num_tokens": plan.geometry.max_num_tokens if plan.geometry else None,
                        "a2a_workspace_bytes_per_rank":
                            plan.geometry.workspace_bytes_per_rank if plan.geometry else None}}
-    from reference_impl.engine.http_server import ServerState
-
     state = ServerState(ServerMetrics(Path(config.model_path).name), info, spec.vocab_size,
                         min(config.context_length or spec.max_position_embeddings, spec.max_position_embeddings))
     return asyncio.run(_serve(config, state, children, master_port))
 
 
-async def _serve(config: EngineConfig, state: object, children: list[subprocess.Popen[bytes]],
+async def _serve(config: EngineConfig, state: ServerState, children: list[subprocess.Popen[bytes]],
                  master_port: int | None) -> int:
-    from reference_impl.engine.http_server import ServerState, build_app
-
-    assert isinstance(state, ServerState)
     loop = asyncio.get_running_loop()
     done: asyncio.Future[int] = loop.create_future()
 
@@ -105,13 +102,11 @@ async def _serve(config: EngineConfig, state: object, children: list[subprocess.
     os._exit(code)
 
 
-def _engine_main(config: EngineConfig, state: object, master_port: int | None,
-                 loop: asyncio.AbstractEventLoop, finish: object) -> None:
-    from reference_impl.engine.http_server import ServerState
+def _engine_main(config: EngineConfig, state: ServerState, master_port: int | None,
+                 loop: asyncio.AbstractEventLoop, finish: Callable[[int], None]) -> None:
     from reference_impl.engine.rank_setup import build_rank
     from reference_impl.engine.scheduler import Scheduler
 
-    assert isinstance(state, ServerState) and callable(finish)
     scheduler = None
     try:
         rank = build_rank(config, 0, master_port)
@@ -130,8 +125,8 @@ def _engine_main(config: EngineConfig, state: object, master_port: int | None,
         loop.call_soon_threadsafe(finish, 1)
 
 
-def _watch_child(rank: int, child: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop, finish: object) -> None:
+def _watch_child(rank: int, child: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop,
+                 finish: Callable[[int], None]) -> None:
     code = child.wait()
-    assert callable(finish)
     logger.error(f"rank {rank} exited with code {code}; shutting the engine down")
     loop.call_soon_threadsafe(finish, 1)
