@@ -141,6 +141,8 @@ def _metric_row(name: str, metric: str, base: tuple[ScenarioRun, ...], head: tup
     except ValueError as exc:
         return Row(name, metric, "inconclusive", f"n={n_base}", f"n={n_head}", "-", str(exc))
     verdict, reason = continuous_verdict(est, config.rule(metric), config)
+    if est.rounds:
+        reason += f"; {est.rounds} round pairs"
     return Row(name, metric, verdict, f"{est.base_median:.4g} (n={n_base})", f"{est.head_median:.4g} (n={n_head})",
                format_change(est), reason, est)
 

@@ -23,8 +23,9 @@ def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
     lines = [
         f"## Performance gate: **{outcome.verdict}** (exit {outcome.exit_code})",
         "",
-        f"base `{base}` vs head `{head}`; median ratio head/base with a {config.confidence:.0%} bootstrap "
-        f"interval and Mann-Whitney U; thresholds {thresholds}; exact comparison for bytes, OOM, oracle.",
+        f"base `{base}` vs head `{head}`; median ratio head/base with a {config.confidence:.0%} interval "
+        f"(request bootstrap, or random-effects over interleaved round pairs) and Mann-Whitney U; "
+        f"thresholds {thresholds}; exact comparison for bytes, OOM, oracle.",
         "",
         "| scenario | metric | base | head | change [CI] | verdict | why |",
         "|---|---|---|---|---|---|---|",
