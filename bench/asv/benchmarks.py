@@ -41,7 +41,7 @@ class Scenario:
         # asv sets ASV_COMMIT only when it installed the commit itself (virtualenv flow).
         commit = os.environ.get("ASV_COMMIT", "run")[:12]
         out = config.out_root / f"{commit}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        argv = [*config.harness, "run", *config.scenario_args(), "--target", config.target, "--out", str(out)]
+        argv = [*config.harness_command(), "run", *config.scenario_args(), "--target", config.target, "--out", str(out)]
         if config.launcher:
             argv += ["--launcher", config.launcher]
         argv += list(config.harness_args)

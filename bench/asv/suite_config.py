@@ -31,8 +31,9 @@ class SuiteConfig:
     scenario_dir: Path | None  # variants of catalog scenarios (same names), e.g. shorter workloads
     run_dir: Path | None  # a finished run directory to read instead of running (the nightly record job)
     out_root: Path  # where fresh run directories go
-    harness: tuple[str, ...]  # the harness command (it runs in the project's environment)
+    harness: tuple[str, ...]  # the harness command (it runs in the project's environment); () = find it
     harness_args: tuple[str, ...]  # extra `harness run` options, e.g. --requests 3 --revert-fix NAME
+    conf_dir: Path
     launcher: str | None  # `harness run --launcher`: the server command; None: the harness's default
 
     @classmethod
@@ -62,11 +63,15 @@ class SuiteConfig:
             scenario_dir=scenario_dir,
             run_dir=run_dir,
             out_root=Path(env.get("HARNESS_ASV_OUT", conf_dir / ".asv" / "runs")).resolve(),
-            harness=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS", "")) or _default_harness(conf_dir)),
+            harness=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS", ""))),
             harness_args=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS_ARGS", ""))),
+            conf_dir=conf_dir,
             launcher=f"{sys.executable} -m sglang.launch_server" if per_commit_env and target == "sglang" else None,
         )
 
+    def harness_command(self) -> tuple[str, ...]:
+        """The harness to run; looked up only when the suite has to run scenarios itself."""
+        return self.harness or _default_harness(self.conf_dir)
 
     def scenario_args(self) -> list[str]:
         """What `harness run` is given: catalog names, or the variant files of HARNESS_ASV_SCENARIO_DIR."""

@@ -1,0 +1,105 @@
+"""bench/asv's two stdlib modules: SuiteConfig from the environment, and the result.json readout."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name: str) -> ModuleType:
+    # bench/asv is imported by asv as a package named "asv"; load its files directly here.
+    spec = importlib.util.spec_from_file_location(f"asv_suite_{name}", ROOT / "bench" / "asv" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+suite_config = load("suite_config")
+readout = load("readout")
+
+
+def test_defaults_track_every_catalog_scenario_on_sglang(tmp_path: Path) -> None:
+    config = suite_config.SuiteConfig.from_env({"ASV_CONF_DIR": str(tmp_path)})
+    assert config.target == "sglang" and config.run_dir is None and config.launcher is None
+    assert list(config.scenarios) == sorted(p.stem for p in (ROOT / "harness/scenarios").glob("*.toml"))
+    assert config.out_root == (tmp_path / ".asv" / "runs").resolve()
+    assert config.scenario_args() == list(config.scenarios)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"HARNESS_ASV_SCENARIOS": "baseline nope"}, "HARNESS_ASV_SCENARIOS: unknown scenario(s) nope"),
+    ({"HARNESS_ASV_TARGET": "vllm"}, "HARNESS_ASV_TARGET: expected 'reference' or 'sglang', got 'vllm'"),
+    ({"HARNESS_ASV_SCENARIOS": "baseline", "HARNESS_ASV_SCENARIO_DIR": "/nonexistent"},
+     "HARNESS_ASV_SCENARIO_DIR: /nonexistent lacks baseline (.toml)"),
+])
+def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        suite_config.SuiteConfig.from_env(env)
+    assert str(excinfo.value).startswith(message)
+
+
+def test_per_commit_virtualenv_runs_sglang_from_that_environment() -> None:
+    config = suite_config.SuiteConfig.from_env({"ASV_ENV_TYPE": "virtualenv", "HARNESS_ASV_HARNESS": "/x/harness",
+                                                "HARNESS_ASV_HARNESS_ARGS": "--requests 3"})
+    assert config.launcher and config.launcher.endswith(" -m sglang.launch_server")
+    assert config.harness_command() == ("/x/harness",) and config.harness_args == ("--requests", "3")
+
+
+def write(run: Path, scenario: str, result: dict[str, Any]) -> None:
+    (run / scenario).mkdir(parents=True)
+    (run / scenario / "result.json").write_text(json.dumps({"scenario": scenario, **result}))
+
+
+def test_readout_of_a_started_run(tmp_path: Path) -> None:
+    write(tmp_path, "a", {
+        "status": "ok", "startup": {"outcome": "ok"},
+        "summary": {"ttft_ms": {"median": 12.5}, "tpot_ms": {"median": 1.75}},
+        "instrumentation": {"records": [
+            {"kind": "dispatcher_init", "rank": 0, "workspace_size_per_rank": 100},
+            {"kind": "dispatcher_init", "rank": 1, "workspace_size_per_rank": 140},
+            {"kind": "cuda_graph_capture", "rank": 0, "mem_free_before": 1000, "mem_free_after": 900},
+            {"kind": "cuda_graph_capture", "rank": 0, "mem_free_before": 900, "mem_free_after": 850},
+            {"kind": "cuda_graph_capture", "rank": 1, "mem_free_before": 1000, "mem_free_after": 980}]},
+        "oracle": {"verdicts": [{"name": "x", "passed": True}, {"name": "y", "passed": False}]}})
+    result = readout.load_result(tmp_path, "a")
+    assert readout.latency_median_ms(result, "ttft_ms") == 12.5
+    assert readout.latency_median_ms(result, "tpot_ms") == 1.75
+    assert readout.a2a_workspace_bytes(result) == 140
+    assert readout.capture_oom(result) == 0
+    assert readout.capture_mem_bytes(result) == 150
+    assert readout.oracle_failures(result) == 1
+
+
+def test_readout_of_an_oom_at_capture(tmp_path: Path) -> None:
+    write(tmp_path, "a", {"status": "failed", "startup": {"outcome": "oom_during_cuda_graph_capture"},
+                          "summary": None, "oracle": {"verdicts": []},
+                          "instrumentation": {"records": [{"kind": "dispatcher_init", "workspace_size_per_rank": 7}]}})
+    result = readout.load_result(tmp_path, "a")
+    assert readout.capture_oom(result) == 1 and readout.a2a_workspace_bytes(result) == 7
+    with pytest.raises(readout.MetricMissing, match=r"no summary\.ttft_ms\.median"):
+        readout.latency_median_ms(result, "ttft_ms")
+    with pytest.raises(readout.MetricMissing, match="no cuda_graph_capture records"):
+        readout.capture_mem_bytes(result)
+
+
+def test_skipped_missing_and_dispatcherless_scenarios_skip(tmp_path: Path) -> None:
+    write(tmp_path, "s", {"status": "skipped", "skip_reason": "needs 4 GPUs, found 0"})
+    write(tmp_path, "d", {"status": "ok", "startup": {"outcome": "ok"}, "instrumentation": {"records": []}})
+    with pytest.raises(NotImplementedError, match="needs 4 GPUs, found 0"):
+        readout.load_result(tmp_path, "s")
+    with pytest.raises(NotImplementedError, match="no result"):
+        readout.load_result(tmp_path, "missing")
+    with pytest.raises(NotImplementedError, match="no A2A dispatcher"):
+        readout.a2a_workspace_bytes(readout.load_result(tmp_path, "d"))
+    with pytest.raises(readout.MetricMissing):
+        readout.capture_oom({"scenario": "c", "startup": {"outcome": "crash"}})
