@@ -80,3 +80,17 @@ def test_bad_thresholds_file_exits_two(write_run, tmp_path: Path, capsys) -> Non
     config.write_text("[metrics.tpot_ms]\nthreshold = -1\n", encoding="utf-8")
     assert main(["--base", str(base), "--head", str(head), "--config", str(config)]) == 2
     assert "metrics.tpot_ms.threshold" in capsys.readouterr().err
+
+
+def test_harness_command_dispatches_to_the_gate(write_run, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    base, head = _runs(write_run, 1.08)
+    done = subprocess.run([sys.executable, "-m", "harness", "gate", "--base", str(base), "--head", str(head),
+                           "--out", str(tmp_path / "r"), "--no-plots"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Performance gate: **regression**" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "harness", "gate", "--base", str(tmp_path / "nope"), "--head",
+                           str(head)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "nope: results directory not found" in done.stderr
