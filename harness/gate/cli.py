@@ -109,7 +109,7 @@ def _interleaved(args: argparse.Namespace, config: GateConfig) -> tuple[Path, Pa
     plan = InterleavePlan(
         scenarios=tuple(args.scenarios), base_cmd=tuple(shlex.split(args.base_cmd)),
         head_cmd=tuple(shlex.split(args.head_cmd)), rounds=args.rounds, requests=args.requests,
-        warmups=args.warmups, target=args.target, out=args.out / "runs",
+        warmups=args.warmups, target=args.target, out=args.out / "runs", order=args.order,
     )
     return run_interleaved(plan)
 
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--head-cmd", help="server command prefix for the head side")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenarios to run with --base-cmd/--head-cmd")
     p.add_argument("--rounds", type=_positive, default=3, help="A B rounds when interleaving (default 3)")
+    p.add_argument("--order", choices=("abba", "abab"), default="abba",
+                   help="abba (default): A B, B A, A B ... cancels linear drift; abab: base always first")
     p.add_argument("--requests", type=_positive, default=None, help="measured requests per round and side")
     p.add_argument("--warmups", type=int, default=None, help="warm-up requests per server start")
     p.add_argument("--target", default="reference", choices=("reference", "sglang"))

@@ -1,4 +1,4 @@
-"""Produce base and head results on one machine in alternating rounds (A B A B ...) so drift cancels."""
+"""Produce base and head results on one machine in interleaved rounds (A B B A ... or A B A B ...) so drift cancels."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class InterleavePlan:
     warmups: int | None
     target: str
     out: Path
+    order: str = "abba"  # "abba": A B, B A, A B ...; "abab": A B, A B ...
     lock_wait_s: float = 900.0  # how long a round waits for another harness run to release the machine
 
 
@@ -44,7 +45,7 @@ def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tu
     """Run every round base then head; return the base and head directories of round run dirs."""
     run_side = run_side or harness_run_side
     for i in range(plan.rounds):
-        for side, cmd in (("base", plan.base_cmd), ("head", plan.head_cmd)):
+        for side, cmd in round_order(plan, i):
             side_round = SideRound(side, i, cmd, plan.out / side / f"round-{i:02d}")
             try:
                 run_side(plan, side_round)
@@ -54,6 +55,16 @@ def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tu
                 raise GateInputError(f"{side_round.run_dir}: harness run failed for the {side} side, round {i}: "
                                      f"{type(exc).__name__}: {exc}") from exc
     return plan.out / "base", plan.out / "head"
+
+
+def round_order(plan: InterleavePlan, index: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Which side runs first in round `index`: always base (abab), or alternating (abba).
+
+    abab cancels drift only between pairs; abba also cancels a linear drift inside each pair of rounds,
+    which abab turns into a bias against the head (it always runs second).
+    """
+    ab = (("base", plan.base_cmd), ("head", plan.head_cmd))
+    return ab[::-1] if plan.order == "abba" and index % 2 else ab
 
 
 def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:

@@ -29,7 +29,7 @@ def _results(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/round-*/baseline/result.json"))]
 
 
-def test_slower_head_is_a_regression_with_rounds_interleaved(tmp_path: Path, capsys) -> None:
+def test_slower_head_is_a_regression_with_rounds_interleaved_abba(tmp_path: Path, capsys) -> None:
     out = tmp_path / "gate"
     code = main(["--base-cmd", _cmd("--fake-interval-ms", "2"), "--head-cmd", _cmd("--fake-interval-ms", "2.6"),
                  "--rounds", "2", "--requests", "10", "--warmups", "1", "--out", str(out), "--no-plots", "baseline"])
@@ -41,10 +41,10 @@ def test_slower_head_is_a_regression_with_rounds_interleaved(tmp_path: Path, cap
     results = _results(out)
     assert len(results) == 4 and all(r["status"] == "ok" for r in results)
     assert all(r["server"]["shutdown"]["survivors"] == [] for r in results)  # no orphan server
-    # A B A B: results were written in this order (mtime has ns resolution, started_at only seconds).
+    # A B B A: results were written in this order (mtime has ns resolution, started_at only seconds).
     paths = sorted((out / "runs").glob("*/round-*/baseline/result.json"), key=lambda p: p.stat().st_mtime_ns)
     assert [(p.parts[-4], p.parts[-3]) for p in paths] == [
-        ("base", "round-00"), ("head", "round-00"), ("base", "round-01"), ("head", "round-01")]
+        ("base", "round-00"), ("head", "round-00"), ("head", "round-01"), ("base", "round-01")]
     head_argv = json.loads(paths[1].read_text())["server"]["argv"]
     assert head_argv[head_argv.index("--fake-interval-ms") + 1] == "2.6"
 
@@ -78,3 +78,17 @@ def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
             pytest.raises(Exception, match=r"round-00: .*harness pid"):
         run_interleaved(plan, harness_run_side)
     assert not (tmp_path / "runs" / "base" / "round-00" / "manifest.json").exists()
+
+
+def test_abab_order_runs_base_first_every_round(tmp_path: Path) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def record(plan: InterleavePlan, side_round: SideRound) -> None:
+        calls.append((side_round.side, side_round.round_index))
+
+    for order, expected in (("abab", ["base", "head"] * 3), ("abba", ["base", "head", "head", "base", "base", "head"])):
+        calls.clear()
+        plan = InterleavePlan(("baseline",), ("a",), ("b",), 3, None, None, "reference", tmp_path, order=order)
+        assert run_interleaved(plan, record) == (tmp_path / "base", tmp_path / "head")
+        assert [side for side, _ in calls] == expected
+        assert [i for _, i in calls] == [0, 0, 1, 1, 2, 2]
