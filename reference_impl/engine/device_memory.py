@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from reference_impl.engine.engine_config import CPU_DEFAULT_GIB, GIB
+
 MIB = 1 << 20
-GIB = 1 << 30
-# sglang's defaults for a 16 GiB GPU (cuda_graph_max_bs 8) keep CPU startup short; 80 mimics an H100.
-CPU_DEFAULT_GIB = 16.0
 
 
 class DeviceMemory:

@@ -27,6 +27,10 @@ class WorkspaceOverflowError(RuntimeError):
     """A dispatch geometry larger than the workspace's max_num_tokens."""
 
 
+class GeometryError(AssertionError):
+    """A geometry sglang's dispatch() asserts against (the oracle's geometry_errors)."""
+
+
 class A2ADispatcher:
     def __init__(self, plan: EnginePlan, layout: RankLayout, comms: Comms, memory: DeviceMemory,
                  records: Records, hidden: int, top_k: int) -> None:
@@ -64,9 +68,9 @@ class A2ADispatcher:
         if not batch.quiet:
             self.records.dispatch(batch.capturing, runtime_max_tokens_per_rank=r, local_num_tokens=m,
                                   dp_global_num_tokens=dp_global)
-        if r < m:
-            raise WorkspaceOverflowError(f"runtime_max_tokens_per_rank={r} < x.shape[0]={m}: "
-                                         "MoeAlltoAll recv buffer would overflow")
+        errors = self.plan.geometry_errors(r, m, dp_global)
+        if errors:
+            raise GeometryError("; ".join(errors))
         worst = max(geometry)
         if worst > self.max_num_tokens:
             raise WorkspaceOverflowError(

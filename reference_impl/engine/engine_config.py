@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import metadata
 
 from reference_impl.fixset import FixSet
 from reference_impl.inputs import ServerArgs
 
 A2A_TOKENS_ENV = "SGLANG_FLASHINFER_NUM_MAX_DISPATCH_TOKENS_PER_RANK"
 DEVICE_MEMORY_ENV = "REFERENCE_ENGINE_DEVICE_MEMORY_GIB"
+GIB = 1 << 30
+# sglang's defaults for a 16 GiB GPU (cuda_graph_max_bs 8) keep CPU startup short; 80 mimics an H100.
+CPU_DEFAULT_GIB = 16.0
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,10 @@ class EngineConfig:
             reverted_fixes=self.fixes.sorted_reverted(), env=dict(self.env),
         )
         return out
+
+
+def engine_version() -> str:
+    try:
+        return f"reference-{metadata.version('sglang-moe-harness')}"
+    except metadata.PackageNotFoundError:
+        return "reference-0+unknown"

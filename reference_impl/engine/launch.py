@@ -16,11 +16,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from reference_impl.engine.engine_config import EngineConfig
+from reference_impl.engine.engine_config import CPU_DEFAULT_GIB, GIB, EngineConfig, engine_version
 from reference_impl.engine.http_server import ServerState, build_app
 from reference_impl.engine.metrics import ServerMetrics
 from reference_impl.engine.model_spec import ModelSpecError, load_model_spec
-from reference_impl.engine.plan import build_plan
+from reference_impl.engine.plan import StartupError, build_plan, check_plan
 from reference_impl.engine.process_tree import free_port, kill_children
 
 logger = logging.getLogger("reference_engine")
@@ -35,11 +35,7 @@ def launch(config: EngineConfig, argv: Sequence[str]) -> int:
         logger.error(str(exc))
         return 1
     # The layout check needs no device: run it before any rank starts (sglang asserts at startup too).
-    # torch loads here; /health already answers 503 by the time the ranks build their models.
-    from reference_impl.engine.rank_setup import check_plan, engine_version
-    from reference_impl.engine.runner import StartupError
-
-    plan = build_plan(config, spec, 8 << 30)
+    plan = build_plan(config, spec, int((config.device_memory_gib or CPU_DEFAULT_GIB) * GIB))
     try:
         check_plan(plan, spec)
     except StartupError as exc:

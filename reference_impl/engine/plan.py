@@ -14,9 +14,15 @@ from reference_impl.fixes.moe_dp_attn_cp import MlpScatterModes
 from reference_impl.inputs import GpuSpec, OracleInput
 from reference_impl.memory import CaptureBudget, capture_activation_bytes, capture_budget
 from reference_impl.parallel import attn_tp_size
+from reference_impl.predict import predict
+from reference_impl.prediction import Prediction
 from reference_impl.resolve import ResolvedArgs, reserve_for_graph_mib, resolve
 
 MIB = 1 << 20
+
+
+class StartupError(RuntimeError):
+    """The configuration cannot start (rejected layout, weights exceeding the static budget)."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,16 @@ class EnginePlan:
     resolved: ResolvedArgs
     flags: GatherFlags
     modes: MlpScatterModes
-    layout_errors: tuple[str, ...]
     geometry: A2AGeometry | None
     captured_batch_sizes: tuple[int, ...]
     budget: CaptureBudget | None
     moe_dp_group_is_attn_cp_group: bool
+    prediction: Prediction  # predict() at BS=1 decode: config validity and the values /server_info shows
+
+    @property
+    def startup_errors(self) -> tuple[str, ...]:
+        """predict()'s errors except the runtime geometry ones, which each dispatch checks live."""
+        return tuple(e for e in self.prediction.errors if not e.startswith("runtime."))
 
     @property
     def attn_tp_size(self) -> int:
@@ -57,6 +68,15 @@ class EnginePlan:
             self.oracle_input.fixes, dp_global, local_num_tokens, self.attn_tp_size,
             self.oracle_input.sglang_version)
 
+    def geometry_errors(self, runtime_max: int, local_num_tokens: int,
+                        dp_global: Sequence[int] | None) -> list[str]:
+        """The asserts FlashinferDispatcher.dispatch runs on the chosen geometry."""
+        args = self.resolved.server_args
+        cap = self.geometry.max_num_tokens if self.geometry else None
+        return sp_runtime_max_tokens.geometry_errors(runtime_max, local_num_tokens, cap, dp_global,
+                                                     args.enable_dp_attention, args.ep_size,
+                                                     self.oracle_input.sglang_version)
+
     def graph_pool_bytes(self) -> int:
         """sglang's reserve for the decode graph pool (reserve_for_graph_mb), as memory.py charges it."""
         return int(reserve_for_graph_mib(self.resolved.server_args, self.resolved.cuda_graph_max_bs) * MIB)
@@ -75,8 +95,17 @@ def build_plan(config: EngineConfig, spec: ModelSpec, device_total_bytes: int) -
                                                 args.max_running_requests)
     return EnginePlan(
         oracle_input=inp, resolved=resolved, flags=flags, modes=moe_dp_attn_cp.mlp_modes(inp.fixes, args),
-        layout_errors=tuple(moe_dp_attn_cp.layout_errors(inp.fixes, args)),
         geometry=a2a_geometry(inp, resolved), captured_batch_sizes=tuple(sizes),
         budget=capture_budget(inp, resolved),
         moe_dp_group_is_attn_cp_group=moe_dp_attn_cp.moe_dp_group_is_attn_cp_group(inp.fixes, args),
+        prediction=predict(inp),
     )
+
+
+def check_plan(plan: EnginePlan, spec: ModelSpec) -> None:
+    """Layouts the oracle says sglang rejects, or the engine cannot lay out, stop before any rank starts."""
+    if plan.startup_errors:
+        raise StartupError("config rejected: " + "; ".join(plan.startup_errors))
+    ep = plan.resolved.server_args.ep_size
+    if spec.num_experts % ep:
+        raise StartupError(f"server_args.ep_size: {ep} does not divide num_experts {spec.num_experts}")

@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from importlib import metadata
 
 import torch
 
 from reference_impl.engine.comms import Comms
 from reference_impl.engine.device_memory import DeviceMemory
-from reference_impl.engine.engine_config import EngineConfig
+from reference_impl.engine.engine_config import EngineConfig, engine_version
 from reference_impl.engine.model_spec import ModelSpec, load_model_spec
-from reference_impl.engine.plan import EnginePlan, build_plan
+from reference_impl.engine.plan import EnginePlan, build_plan, check_plan
 from reference_impl.engine.rank_layout import RankLayout
 from reference_impl.engine.records import Records
-from reference_impl.engine.runner import ModelRunner, StartupError
+from reference_impl.engine.runner import ModelRunner
 
 logger = logging.getLogger("reference_engine")
-
-
-def engine_version() -> str:
-    try:
-        return f"reference-{metadata.version('sglang-moe-harness')}"
-    except metadata.PackageNotFoundError:
-        return "reference-0+unknown"
-
-
-def check_plan(plan: EnginePlan, spec: ModelSpec) -> None:
-    """Layouts the oracle says sglang rejects, or the engine cannot lay out, stop before any rank starts."""
-    if plan.layout_errors:
-        raise StartupError("config rejected: " + "; ".join(plan.layout_errors))
-    ep = plan.resolved.server_args.ep_size
-    if spec.num_experts % ep:
-        raise StartupError(f"server_args.ep_size: {ep} does not divide num_experts {spec.num_experts}")
 
 
 @dataclass

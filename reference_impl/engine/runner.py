@@ -17,7 +17,7 @@ from reference_impl.engine.kv_cache import KvCache
 from reference_impl.engine.mlp_path import MlpCommunicator
 from reference_impl.engine.model import MoeModel
 from reference_impl.engine.model_spec import ModelSpec
-from reference_impl.engine.plan import EnginePlan
+from reference_impl.engine.plan import EnginePlan, StartupError
 from reference_impl.engine.rank_layout import RankLayout
 from reference_impl.engine.records import Records
 from reference_impl.engine.step import GroupWork, Step
@@ -25,10 +25,6 @@ from reference_impl.engine.weights import WeightFactory
 
 logger = logging.getLogger("reference_engine.runner")
 CPU_DEFAULT_MAX_TOTAL_TOKENS = 65536
-
-
-class StartupError(RuntimeError):
-    """The configuration cannot start (weights exceed the static budget, bad layout)."""
 
 
 class ModelRunner:
