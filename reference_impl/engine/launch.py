@@ -20,7 +20,7 @@ from reference_impl.engine.engine_config import CPU_DEFAULT_GIB, GIB, EngineConf
 from reference_impl.engine.http_server import ServerState, build_app
 from reference_impl.engine.metrics import ServerMetrics
 from reference_impl.engine.model_spec import ModelSpecError, load_model_spec
-from reference_impl.engine.plan import StartupError, build_plan, check_plan
+from reference_impl.engine.plan import EnginePlan, StartupError, build_plan, check_plan
 from reference_impl.engine.process_tree import free_port, kill_children
 
 logger = logging.getLogger("reference_engine")
@@ -48,22 +48,29 @@ def launch(config: EngineConfig, argv: Sequence[str]) -> int:
                           "--master-port", str(master_port), "--", *argv])
         for r in range(1, world)
     ]
-    info = {**config.resolved(), "version": engine_version(), "target": "reference",
-            "tp_size": world, "ep_size": plan.resolved.server_args.ep_size,
-            "mem_fraction_static": plan.resolved.mem_fraction_static,
-            "cuda_graph_max_bs": plan.resolved.cuda_graph_max_bs,
-            "chunked_prefill_size": plan.resolved.chunked_prefill_size,
-            "oracle": {"require_attn_tp_gather": plan.flags.require_attn_tp_gather,
-                       "require_mlp_tp_gather": plan.flags.require_mlp_tp_gather,
-                       "require_gathered_buffer": plan.flags.require_gathered_buffer,
-                       "mlp_scatter_mode": plan.modes.to_json(),
-                       "captured_batch_sizes": list(plan.captured_batch_sizes),
-                       "a2a_max_num_tokens": plan.geometry.max_num_tokens if plan.geometry else None,
-                       "a2a_workspace_bytes_per_rank":
-                           plan.geometry.workspace_bytes_per_rank if plan.geometry else None}}
+    info = {**config.resolved(), "version": engine_version(), "target": "reference", **plan_info(plan)}
     state = ServerState(ServerMetrics(Path(config.model_path).name), info, spec.vocab_size,
                         min(config.context_length or spec.max_position_embeddings, spec.max_position_embeddings))
     return asyncio.run(_serve(config, state, children, master_port))
+
+
+def plan_info(plan: EnginePlan) -> dict[str, object]:
+    """The resolved args and oracle values a plan runs with, for /server_info."""
+    args, g = plan.resolved.server_args, plan.geometry
+    return {
+        "tp_size": args.tp_size, "ep_size": args.ep_size, "mem_fraction_static": plan.resolved.mem_fraction_static,
+        "cuda_graph_max_bs": plan.resolved.cuda_graph_max_bs,
+        "chunked_prefill_size": plan.resolved.chunked_prefill_size,
+        "oracle": {"require_attn_tp_gather": plan.flags.require_attn_tp_gather,
+                   "require_mlp_tp_gather": plan.flags.require_mlp_tp_gather,
+                   "require_gathered_buffer": plan.flags.require_gathered_buffer,
+                   "mlp_scatter_mode": plan.modes.to_json(),
+                   "captured_batch_sizes": list(plan.captured_batch_sizes),
+                   "a2a_max_num_tokens": g.max_num_tokens if g else None,
+                   "a2a_workspace_bytes_per_rank": g.workspace_bytes_per_rank if g else None,
+                   "predicted_capture_oom": plan.prediction.predicted_capture_oom,
+                   "capture_headroom_bytes": plan.prediction.capture_headroom_bytes},
+    }
 
 
 async def _serve(config: EngineConfig, state: ServerState, children: list[subprocess.Popen[bytes]],
@@ -109,7 +116,8 @@ def _engine_main(config: EngineConfig, state: ServerState, master_port: int | No
         scheduler = Scheduler(rank.runner, rank.comms, rank.spec.eos_token_id, rank.plan.resolved.chunked_prefill_size,
                               config.max_running_requests, config.inject_decode_delay_us / 1e6)
         scheduler.on_running_changed = state.metrics.set_running
-        state.info["max_total_num_tokens"] = rank.runner.max_total_tokens
+        # The device's real size is known only now: report the values the ranks actually run with.
+        state.info.update(plan_info(rank.plan), max_total_num_tokens=rank.runner.max_total_tokens)
         state.submit = scheduler.submit
         state.ready = True
         logger.info("The server is fired up and ready to roll!")
