@@ -279,7 +279,7 @@ def _capture_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded
     if "capture_global_num_tokens" in prediction and prediction.get("capture_num_tokens") is not None:
         n = prediction["capture_num_tokens"]
         at_capture = [r for r in loaded.of_kind("set_dp_buffer_len")
-                      if r.get("phase") == "capture" and r["local_dp_buffer_len"] == n]
+                      if r.get("phase", "capture") == "capture" and r["local_dp_buffer_len"] == n]
         out.append(_observe_one("capture_global_num_tokens", prediction["capture_global_num_tokens"],
                                 [r["global_num_tokens"] for r in at_capture],
                                 f"capture set_dp_buffer_len (local={n})", "set_dp_buffer_len", missing))

@@ -15,7 +15,7 @@ Every record has: schema, kind, pid, rank, t (time.time()), plus the kind's fiel
 - dispatch: phase ("capture"|"eager"), runtime_max_tokens_per_rank, local_num_tokens,
   dp_global_num_tokens (list or null)
 - set_dp_buffer_len: global_dp_buffer_len, local_dp_buffer_len, global_num_tokens (list or null);
-  optional phase ("capture"|"eager")
+  optional phase ("capture"|"eager"; a record without one counts as written at capture)
 - cuda_graph_capture: batch_size, num_tokens, mem_free_before, mem_free_after,
   allocated_before, allocated_after, elapsed_s
 - capture_oom: batch_size, num_tokens, requested_bytes, free_bytes, message

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +168,35 @@ def test_bad_model_config_names_the_file(tmp_path: Path) -> None:
     scenario = dataclasses.replace(_scenario("baseline"), model_dir=tmp_path)
     with pytest.raises(OracleCheckError, match=r"config.json: cannot read model config"):
         check(scenario, load_records(tmp_path))
+
+
+def _harness_run(out: Path, scenarios: list[str], reverted: str | None) -> dict[str, dict[str, Any]]:
+    """`harness run` on the reference engine (one request per scenario); result.json per scenario."""
+    argv = [sys.executable, "-m", "harness", "run", *scenarios, "--target", "reference", "--requests", "1",
+            "--warmups", "0", "--out", str(out), "--lock-dir", str(out.parent / "locks")]
+    if reverted:
+        argv += ["--revert-fix", reverted]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    results = {}
+    for name in scenarios:
+        path = out / name / "result.json"
+        assert path.is_file(), f"no result for {name}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        results[name] = json.loads(path.read_text())
+    return results
+
+
+@pytest.mark.slow
+def test_harness_run_on_the_reference_engine_passes_and_each_revert_fails(tmp_path: Path) -> None:
+    """Acceptance: fixed -> oracle.ok true; --revert-fix FIX -> false, failing on the value FIX governs."""
+    fixed = _harness_run(tmp_path / "fixed", list(FIX_NAMES), None)
+    for name, result in fixed.items():
+        assert result["startup"]["outcome"] == "ok", (name, result["startup"])
+        assert result["instrumentation"]["errors"] == [], name
+        failing = [v for v in result["oracle"]["verdicts"] if v["passed"] is False]
+        assert result["oracle"]["ok"] is True, (name, failing)
+    for fix in FIX_NAMES:
+        result = _harness_run(tmp_path / f"revert-{fix}", [fix], fix)[fix]
+        failing = {v["name"] for v in result["oracle"]["verdicts"] if v["passed"] is False}
+        assert result["oracle"]["ok"] is False, fix
+        assert GOVERNED[fix] in failing, (fix, sorted(failing))
