@@ -48,7 +48,7 @@ def engine(args: list[str], log: Path) -> Iterator[str]:
                 try:
                     if requests.get(url + "/health", timeout=1).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     pass
                 time.sleep(0.2)
             yield url
