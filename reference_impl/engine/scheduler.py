@@ -118,6 +118,15 @@ class Scheduler:
             pool = self.pools[req.dp_rank]
             start = req.prefilled
             length = min(self.chunk, len(req.input_ids) - start)
+            # Admit only what fits next to the running requests' remaining decode tokens, so a decode
+            # step never runs out of slots (sglang would retract; this engine waits instead).
+            if start == 0 and pool.free - self._committed(req.dp_rank) < len(req.input_ids) + req.max_new_tokens:
+                if not self.running:  # nothing will ever free slots: this request can never fit
+                    self.waiting.pop(0)
+                    req.emit(ErrorEvent(f"input_ids: {len(req.input_ids)} + {req.max_new_tokens} tokens do "
+                                        f"not fit the KV cache ({pool.free} free slots)"))
+                    return None, owners
+                return self._decode_step(groups, owners)
             req.slots += pool.alloc(length)
             work = groups[req.dp_rank]
             work.input_ids = req.input_ids[start:start + length]
@@ -133,6 +142,14 @@ class Scheduler:
                 self.running.append(req)
                 self.on_running_changed(len(self.running))
             return Step("extend", groups), owners
+        return self._decode_step(groups, owners)
+
+    def _committed(self, dp_rank: int) -> int:
+        """Slots the running requests of a DP group will still take."""
+        return sum(len(r.input_ids) + r.max_new_tokens - len(r.slots) for r in self.running if r.dp_rank == dp_rank)
+
+    def _decode_step(self, groups: list[GroupWork],
+                     owners: list[list[Request]]) -> tuple[Step | None, list[list[Request]]]:
         if not self.running:
             return None, owners
         for req in self.running:
