@@ -13,7 +13,7 @@ from harness.client import RequestSample, StreamingClient
 
 INPUT_LEN = 32
 OUTPUT_LEN = 8
-ROUNDS = 15
+ROUNDS = 20
 WARMUP_ROUNDS = 2
 
 

@@ -48,13 +48,14 @@ class SuiteConfig:
         target = env.get("HARNESS_ASV_TARGET", "sglang")
         if target not in ("reference", "sglang"):
             raise ValueError(f"HARNESS_ASV_TARGET: expected 'reference' or 'sglang', got {target!r}")
-        run_dir = Path(env["HARNESS_ASV_RUN_DIR"]).resolve() if env.get("HARNESS_ASV_RUN_DIR") else None
-        scenario_dir = Path(env["HARNESS_ASV_SCENARIO_DIR"]).resolve() if env.get("HARNESS_ASV_SCENARIO_DIR") else None
+        # asv runs benchmarks from a scratch directory: relative paths mean "from where asv was started".
+        conf_dir = Path(env.get("ASV_CONF_DIR", ROOT))
+        run_dir = _path(env, "HARNESS_ASV_RUN_DIR", conf_dir)
+        scenario_dir = _path(env, "HARNESS_ASV_SCENARIO_DIR", conf_dir)
         if scenario_dir is not None:
             missing = [s for s in scenarios or known if not (scenario_dir / f"{s}.toml").is_file()]
             if missing:
                 raise ValueError(f"HARNESS_ASV_SCENARIO_DIR: {scenario_dir} lacks {', '.join(missing)} (.toml)")
-        conf_dir = Path(env.get("ASV_CONF_DIR", ROOT))
         # asv's virtualenv flow builds sglang into its own environment: the server must run there.
         per_commit_env = env.get("ASV_ENV_TYPE", "existing") != "existing"
         return cls(
@@ -62,7 +63,7 @@ class SuiteConfig:
             scenarios=scenarios or tuple(known),
             scenario_dir=scenario_dir,
             run_dir=run_dir,
-            out_root=Path(env.get("HARNESS_ASV_OUT", conf_dir / ".asv" / "runs")).resolve(),
+            out_root=_path(env, "HARNESS_ASV_OUT", conf_dir) or (conf_dir / ".asv" / "runs").resolve(),
             harness=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS", ""))),
             harness_args=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS_ARGS", ""))),
             conf_dir=conf_dir,
@@ -78,6 +79,11 @@ class SuiteConfig:
         if self.scenario_dir is None:
             return list(self.scenarios)
         return [str(self.scenario_dir / f"{name}.toml") for name in self.scenarios]
+
+
+def _path(env: dict[str, str], name: str, base: Path) -> Path | None:
+    value = env.get(name)
+    return (base / value).resolve() if value else None
 
 
 def _default_harness(conf_dir: Path) -> tuple[str, ...]:

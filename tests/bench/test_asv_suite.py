@@ -48,6 +48,12 @@ def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> No
     assert str(excinfo.value).startswith(message)
 
 
+def test_relative_paths_are_taken_from_where_asv_started(tmp_path: Path) -> None:
+    config = suite_config.SuiteConfig.from_env({"ASV_CONF_DIR": str(tmp_path), "HARNESS_ASV_RUN_DIR": "runs/abc",
+                                                "HARNESS_ASV_OUT": "/abs/out"})
+    assert config.run_dir == (tmp_path / "runs" / "abc").resolve() and config.out_root == Path("/abs/out")
+
+
 def test_per_commit_virtualenv_runs_sglang_from_that_environment() -> None:
     config = suite_config.SuiteConfig.from_env({"ASV_ENV_TYPE": "virtualenv", "HARNESS_ASV_HARNESS": "/x/harness",
                                                 "HARNESS_ASV_HARNESS_ARGS": "--requests 3"})
