@@ -48,8 +48,9 @@ class SuiteConfig:
         target = env.get("HARNESS_ASV_TARGET", "sglang")
         if target not in ("reference", "sglang"):
             raise ValueError(f"HARNESS_ASV_TARGET: expected 'reference' or 'sglang', got {target!r}")
-        # asv runs benchmarks from a scratch directory: relative paths mean "from where asv was started".
-        conf_dir = Path(env.get("ASV_CONF_DIR", ROOT))
+        # asv runs benchmarks from a scratch directory and does not always say where it was started
+        # (ASV_CONF_DIR): relative paths are only accepted when it does.
+        conf_dir = Path(env["ASV_CONF_DIR"]) if env.get("ASV_CONF_DIR") else None
         run_dir = _path(env, "HARNESS_ASV_RUN_DIR", conf_dir)
         scenario_dir = _path(env, "HARNESS_ASV_SCENARIO_DIR", conf_dir)
         if scenario_dir is not None:
@@ -63,10 +64,10 @@ class SuiteConfig:
             scenarios=scenarios or tuple(known),
             scenario_dir=scenario_dir,
             run_dir=run_dir,
-            out_root=_path(env, "HARNESS_ASV_OUT", conf_dir) or (conf_dir / ".asv" / "runs").resolve(),
+            out_root=_path(env, "HARNESS_ASV_OUT", conf_dir) or ((conf_dir or ROOT) / ".asv" / "runs").resolve(),
             harness=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS", ""))),
             harness_args=tuple(shlex.split(env.get("HARNESS_ASV_HARNESS_ARGS", ""))),
-            conf_dir=conf_dir,
+            conf_dir=conf_dir or ROOT,
             launcher=f"{sys.executable} -m sglang.launch_server" if per_commit_env and target == "sglang" else None,
         )
 
@@ -81,9 +82,13 @@ class SuiteConfig:
         return [str(self.scenario_dir / f"{name}.toml") for name in self.scenarios]
 
 
-def _path(env: dict[str, str], name: str, base: Path) -> Path | None:
+def _path(env: dict[str, str], name: str, base: Path | None) -> Path | None:
     value = env.get(name)
-    return (base / value).resolve() if value else None
+    if not value:
+        return None
+    if not Path(value).is_absolute() and base is None:
+        raise ValueError(f"{name}: give an absolute path (got {value!r}; asv runs benchmarks elsewhere)")
+    return ((base or Path("/")) / value).resolve()
 
 
 def _default_harness(conf_dir: Path) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import os
 import re
 import shlex
@@ -268,3 +269,43 @@ def plotted_pixels(png: bytes, area: dict[str, float], skip_left: int) -> int:
     assert box[2] - box[0] > 100 and box[3] - box[1] > 100, f"plot area too small: {area}"
     pixels = np.asarray(image.crop(box), dtype=np.int16)
     return int(((pixels.max(axis=2) - pixels.min(axis=2)) > 90).sum())
+
+
+def test_nightly_record_mode_reads_a_finished_run_directory_and_runs_nothing(tmp_path: Path) -> None:
+    """HARNESS_ASV_RUN_DIR (the nightly record job): asv files the run's numbers; no harness is started."""
+    repo = tmp_path / "sglang"
+    (repo / "python").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "one commit")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    runs = tmp_path / "runs" / commit
+    (runs / A2A).mkdir(parents=True)
+    (runs / A2A / "result.json").write_text(json.dumps({
+        "scenario": A2A, "status": "ok", "startup": {"outcome": "ok"},
+        "summary": {"ttft_ms": {"median": 41.5}, "tpot_ms": {"median": 3.25}},
+        "instrumentation": {"records": [{"kind": "dispatcher_init", "rank": 0, "workspace_size_per_rank": 471531904},
+                                        {"kind": "cuda_graph_capture", "rank": 0, "mem_free_before": 9000,
+                                         "mem_free_after": 1000}]},
+        "oracle": {"verdicts": [{"name": "a2a_max_num_tokens", "passed": True}]}}))
+    conf = load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+    conf.update(repo=str(repo), benchmark_dir=str(ROOT / "bench" / "asv"), env_dir=str(tmp_path / "env"),
+                results_dir=str(tmp_path / "results"), html_dir=str(tmp_path / "html"))
+    (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
+    env = {**os.environ, "HOME": str(tmp_path), "HARNESS_ASV_RUN_DIR": str(runs),
+           "HARNESS_ASV_HARNESS": "false"}  # running the harness would fail the benchmarks
+    for args in (["machine", "--yes", "--machine", MACHINE],
+                 ["run", "-E", "existing", "--set-commit-hash", commit, "--machine", MACHINE,
+                  "--launch-method", "forkserver", "--show-stderr"]):
+        proc = subprocess.run([sys.executable, "-m", "asv", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (stored,) = (tmp_path / "results" / MACHINE).glob(f"{commit[:8]}-existing-*.json")
+    results = json.loads(stored.read_text())["results"]
+    index = catalog_names().index(A2A)
+    assert results["benchmarks.Scenario.track_a2a_workspace_bytes"][0][index] == 471531904
+    assert results["benchmarks.Scenario.track_ttft_ms"][0][index] == 41.5
+    assert results["benchmarks.Scenario.track_tpot_ms"][0][index] == 3.25
+    assert results["benchmarks.Scenario.track_capture_oom"][0][index] == 0
+    assert results["benchmarks.Scenario.track_capture_mem_bytes"][0][index] == 8000
+    assert results["benchmarks.Scenario.track_oracle_failures"][0][index] == 0
+    assert all(math.isnan(v) for i, v in enumerate(results["benchmarks.Scenario.track_ttft_ms"][0]) if i != index)

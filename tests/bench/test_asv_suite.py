@@ -38,6 +38,7 @@ def test_defaults_track_every_catalog_scenario_on_sglang(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"HARNESS_ASV_SCENARIOS": "baseline nope"}, "HARNESS_ASV_SCENARIOS: unknown scenario(s) nope"),
+    ({"HARNESS_ASV_RUN_DIR": "runs/abc"}, "HARNESS_ASV_RUN_DIR: give an absolute path (got 'runs/abc'"),
     ({"HARNESS_ASV_TARGET": "vllm"}, "HARNESS_ASV_TARGET: expected 'reference' or 'sglang', got 'vllm'"),
     ({"HARNESS_ASV_SCENARIOS": "baseline", "HARNESS_ASV_SCENARIO_DIR": "/nonexistent"},
      "HARNESS_ASV_SCENARIO_DIR: /nonexistent lacks baseline (.toml)"),
