@@ -28,8 +28,8 @@ from harness.server import LaunchSpec, Server, free_port, server_argv
 
 HOST = "127.0.0.1"
 INPUT_LEN = 32
-OUTPUT_LEN = 64
-PAIRS = 30
+OUTPUT_LEN = int(os.environ.get("HARNESS_OVERHEAD_OUTPUT_LEN", "64"))
+PAIRS = int(os.environ.get("HARNESS_OVERHEAD_PAIRS", "30"))
 WARMUP_PAIRS = 3
 OVERHEAD_GOAL = 0.01
 
