@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +107,9 @@ def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: s
     tpot = float(np.median(np.concatenate(pools[0].base)))
     lines = [f"# Gate calibration ({where})", "",
              f"Scenario `{plan.scenario}`, base TPOT median {tpot:.3f} ms; pools of {len(pools[0].base)} "
-             f"interleaved rounds x {pools[0].base[0].size} requests per condition; each simulated decision uses "
-             f"{plan.rounds} rounds per side; {plan.trials} trials per cell. Cells: share of trials with verdict "
+             f"interleaved rounds x {pools[0].base[0].size} requests per condition; each simulated decision draws "
+             f"{plan.rounds} of those round pairs and n/{plan.rounds} requests from each; {plan.trials} trials per cell "
+             "(when a decision uses every pool round, trials differ only in requests, not in server starts). Cells: share of trials with verdict "
              "`regression` [Wilson 95%]; A/A row = false alarm rate.", ""]
     for t in plan.thresholds:
         mark = " (default)" if t == default else ""
@@ -148,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not pools or pools[0].slowdown != 0.0:
         raise SystemExit("calibrate_gate: the evaluation needs an A/A pool (slowdown 0)")
+    # A count that takes every request of every pool round makes all trials one and the same decision.
+    smallest = min(min(r.size for r in (*p.base, *p.head)) for p in pools)
+    counts = tuple(n for n in plan.request_counts
+                   if n // plan.rounds < smallest or min(len(p.base) for p in pools) > plan.rounds)
+    if counts != plan.request_counts:
+        print(f"[calibrate] dropped request counts that leave nothing to resample: "
+              f"{sorted(set(plan.request_counts) - set(counts))}", file=sys.stderr)
+        plan = replace(plan, request_counts=counts)
     trial_plan = TrialPlan(plan.request_counts, plan.rounds, plan.trials, plan.seed)
     rates = evaluate(pools, trial_plan, load_config(), plan.thresholds)
     print(report(plan, pools, rates, args.where))
