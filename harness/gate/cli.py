@@ -17,6 +17,12 @@ from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
 from harness.gate.report import markdown, verdict_json, write_atomic, write_json
 
+# Interleaving defaults from the H100 calibration (docs/gate.md): request-to-request noise of the
+# per-request TPOT is ~6%, so ~450 requests per side bring the interval's half-width near 1%;
+# server starts are the expensive part (sglang: minutes), so few rounds and many requests.
+DEFAULT_ROUNDS = 3
+DEFAULT_REQUESTS = 150
+
 
 @dataclass(frozen=True)
 class ReportOptions:
@@ -121,10 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-cmd", help="server command prefix for the base side, e.g. 'python -m reference_impl.engine'")
     p.add_argument("--head-cmd", help="server command prefix for the head side")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenarios to run with --base-cmd/--head-cmd")
-    p.add_argument("--rounds", type=_positive, default=3, help="A B rounds when interleaving (default 3)")
+    p.add_argument("--rounds", type=_positive, default=DEFAULT_ROUNDS,
+                   help=f"interleaved rounds per side (default {DEFAULT_ROUNDS})")
     p.add_argument("--order", choices=("abba", "abab"), default="abba",
                    help="abba (default): A B, B A, A B ... cancels linear drift; abab: base always first")
-    p.add_argument("--requests", type=_positive, default=None, help="measured requests per round and side")
+    p.add_argument("--requests", type=_positive, default=DEFAULT_REQUESTS,
+                   help=f"measured requests per round and side (default {DEFAULT_REQUESTS})")
     p.add_argument("--warmups", type=int, default=None, help="warm-up requests per server start")
     p.add_argument("--target", default="reference", choices=("reference", "sglang"))
     p.add_argument("--config", type=Path, default=None, help="thresholds TOML (default: the packaged one)")
