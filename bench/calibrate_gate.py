@@ -22,7 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from harness.gate import plots
-from harness.gate.calibration import METRIC, Pool, Rate, TrialPlan, evaluate, markdown_table
+from harness.gate.calibration import (
+    METRIC,
+    NoiseModel,
+    Pool,
+    Rate,
+    TrialPlan,
+    evaluate,
+    markdown_table,
+    noise_model,
+    project,
+)
 from harness.gate.config import load_config
 from harness.gate.interleave import InterleavePlan, RunSide, run_interleaved
 from harness.gate.load import load_side
@@ -100,7 +110,8 @@ def load_pools(path: Path) -> list[Pool]:
                  tuple(np.asarray(r) for r in p["head"])) for p in obj["pools"]]
 
 
-def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: str) -> str:
+def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: str,
+           projection: tuple[NoiseModel, TrialPlan, list[Rate]] | None = None) -> str:
     """calibration.md (one table per threshold), calibration.json and calibration.png."""
     config = load_config()
     default = config.rule(METRIC).threshold
@@ -113,7 +124,17 @@ def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: s
              "`regression` [Wilson 95%]; A/A row = false alarm rate.", ""]
     for t in plan.thresholds:
         mark = " (default)" if t == default else ""
-        lines += [f"## TPOT threshold {t:.0%}{mark}", "", markdown_table(rates, pools, t)]
+        lines += [f"## TPOT threshold {t:.1%}{mark}", "", markdown_table(rates, pools, t)]
+    if projection is not None:
+        model, proj_plan, proj_rates = projection
+        spread = float(1.4826 * np.median(np.abs(model.residuals - 1.0)))
+        lines += ["## Projection to larger decisions from the measured noise", "",
+                  f"Requests drawn from the {model.residuals.size} measured per-request residuals "
+                  f"(robust CV {spread:.1%}), each round pair shifted by N(0, tau={model.tau:.2%}) "
+                  f"(tau from the A/A pool), exact slowdowns; {proj_plan.rounds} rounds; "
+                  f"{proj_plan.trials} trials per cell.", ""]
+        for t in plan.thresholds:
+            lines += [f"### TPOT threshold {t:.1%}", "", markdown_table(proj_rates, None, t)]
     text = "\n".join(lines)
     write_atomic(plan.out / "calibration.md", text)
     write_json(plan.out / "calibration.json", {
@@ -159,7 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, request_counts=counts)
     trial_plan = TrialPlan(plan.request_counts, plan.rounds, plan.trials, plan.seed)
     rates = evaluate(pools, trial_plan, load_config(), plan.thresholds)
-    print(report(plan, pools, rates, args.where))
+    projection = None
+    if args.project_counts:
+        proj_plan = TrialPlan(tuple(int(x) for x in args.project_counts.split(",")), args.project_rounds,
+                              plan.trials, plan.seed)
+        model = noise_model(pools, load_config(), plan.seed)
+        slowdowns = tuple(p.slowdown for p in pools if p.slowdown > 0) or SLOWDOWNS
+        projection = (model, proj_plan, project(model, slowdowns, proj_plan, load_config(), plan.thresholds))
+    print(report(plan, pools, rates, args.where, projection))
     return 0
 
 
@@ -185,6 +213,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-tpot-ms", type=float, default=None, help="base TPOT the delays are a share of")
     p.add_argument("--skip-aa", action="store_true", help="collect A/B pools only (needs --base-tpot-ms)")
     p.add_argument("--collect-only", action="store_true", help="write pools.json, evaluate later")
+    p.add_argument("--project-counts", default="", help="also project rates for these requests per side, "
+                   "drawing from the measured noise (e.g. 150,300,450)")
+    p.add_argument("--project-rounds", type=int, default=3, help="rounds per side in the projection")
     return p
 
 

@@ -108,18 +108,78 @@ def _subsample(values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     return rng.choice(values, size=k, replace=False)
 
 
-def markdown_table(rates: list[Rate], pools: list[Pool], threshold: float) -> str:
-    """Rows: slowdown (0 = A/A false alarms); columns: requests per side; cells: rate [95% CI]."""
+def markdown_table(rates: list[Rate], pools: list[Pool] | None, threshold: float) -> str:
+    """Rows: slowdown (0 = A/A false alarms); columns: requests per side; cells: rate [95% CI].
+
+    With pools the rows also show the measured slowdown and the injected delay; without (projections)
+    only the slowdown.
+    """
     counts = sorted({r.requests for r in rates})
     by_key = {(r.slowdown, r.requests): r for r in rates if r.threshold == threshold}
-    lines = [f"| injected slowdown (measured) | delay us | {' | '.join(f'n={n}' for n in counts)} |",
-             "|---|---|" + "---|" * len(counts)]
-    for pool in pools:
-        label = "A/A" if pool.slowdown == 0 else f"+{pool.slowdown:.0%}"
+    if pools is None:
+        rows = [(s, f"{'A/A' if s == 0 else f'+{s:.0%}'}") for s in sorted({r.slowdown for r in rates})]
+        lines = [f"| slowdown | {' | '.join(f'n={n}' for n in counts)} |", "|---|" + "---|" * len(counts)]
+    else:
+        rows = [(p.slowdown, f"{'A/A' if p.slowdown == 0 else f'+{p.slowdown:.0%}'} ({p.measured_ratio() - 1:+.2%}) "
+                             f"| {p.delay_us}") for p in pools]
+        lines = [f"| injected slowdown (measured) | delay us | {' | '.join(f'n={n}' for n in counts)} |",
+                 "|---|---|" + "---|" * len(counts)]
+    for slowdown, label in rows:
         cells = []
         for n in counts:
-            r = by_key[(pool.slowdown, n)]
+            r = by_key[(slowdown, n)]
             lo, hi = r.interval()
             cells.append(f"{r.rate:.1%} [{lo:.1%}, {hi:.1%}]")
-        lines.append(f"| {label} ({pool.measured_ratio() - 1:+.2%}) | {pool.delay_us} | {' | '.join(cells)} |")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Measured noise of one machine: per-request relative residuals and the pair-level spread tau."""
+
+    residuals: np.ndarray  # request / its round's median, pooled over every round of every pool
+    tau: float             # sd of log(head/base) between round pairs beyond request noise (A/A pools)
+
+
+def noise_model(pools: list[Pool], config: GateConfig, seed: int) -> NoiseModel:
+    """Residuals from all pools; tau from the A/A pool by the DerSimonian-Laird moment estimate."""
+    residuals = np.concatenate([r / np.median(r) for p in pools for r in (*p.base, *p.head)])
+    aa = next(p for p in pools if p.slowdown == 0.0)
+    rng = np.random.default_rng(seed)
+    logs = np.log([np.median(h) / np.median(b) for b, h in zip(aa.base, aa.head, strict=True)])
+    var = np.array([_log_median_var(b, config.bootstrap_resamples, rng) + _log_median_var(h, config.bootstrap_resamples, rng)
+                    for b, h in zip(aa.base, aa.head, strict=True)])
+    w = 1.0 / np.maximum(var, 1e-12)
+    mean = np.sum(w * logs) / np.sum(w)
+    q = float(np.sum(w * (logs - mean) ** 2))
+    tau2 = max(0.0, (q - (logs.size - 1)) / float(np.sum(w) - np.sum(w * w) / np.sum(w))) if logs.size > 1 else 0.0
+    return NoiseModel(residuals=residuals, tau=float(np.sqrt(tau2)))
+
+
+def project(model: NoiseModel, slowdowns: tuple[float, ...], plan: TrialPlan, config: GateConfig,
+            thresholds: tuple[float, ...]) -> list[Rate]:
+    """Rates for decisions larger than the pools allow, drawing requests from the measured residuals."""
+    rng = np.random.default_rng(plan.seed)
+    rates = []
+    for slowdown in (0.0, *slowdowns):
+        for n in plan.request_counts:
+            per_round = max(1, n // plan.rounds)
+            counts = {t: [0, 0] for t in thresholds}
+            for trial in range(plan.trials):
+                shifts = rng.normal(0.0, model.tau, size=plan.rounds)
+                base = [rng.choice(model.residuals, per_round) for _ in range(plan.rounds)]
+                head = [(1 + slowdown) * np.exp(s) * rng.choice(model.residuals, per_round) for s in shifts]
+                est = median_ratio(base, head, resamples=config.bootstrap_resamples, confidence=config.confidence,
+                                   seed=config.seed + trial)
+                for t in thresholds:
+                    verdict, _ = continuous_verdict(est, config.with_threshold(METRIC, t).rule(METRIC), config)
+                    counts[t][0] += verdict == "regression"
+                    counts[t][1] += verdict == "inconclusive"
+            rates += [Rate(slowdown, n, t, c[0], c[1], plan.trials) for t, c in counts.items()]
+    return rates
+
+
+def _log_median_var(values: np.ndarray, resamples: int, rng: np.random.Generator) -> float:
+    medians = np.median(values[rng.integers(0, values.size, size=(resamples, values.size))], axis=1)
+    return float(np.var(np.log(medians)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gate_synthetic import tpot_samples
 
-from harness.gate.calibration import Pool, TrialPlan, evaluate, markdown_table, wilson
+from harness.gate.calibration import Pool, TrialPlan, evaluate, markdown_table, noise_model, project, wilson
 from harness.gate.config import load_config
 
 
@@ -46,3 +46,16 @@ def test_wilson_interval() -> None:
     assert lo == pytest.approx(0.0, abs=1e-12) and 0.01 < hi < 0.015  # zero of 300 still allows ~1.3%
     lo, hi = wilson(150, 300)
     assert lo < 0.5 < hi and hi - lo == pytest.approx(0.113, abs=0.002)
+
+
+def test_noise_model_and_projection() -> None:
+    rng = np.random.default_rng(12)
+    pools = [_pool(rng, 0.0, rounds=4, n=40), _pool(rng, 0.05, rounds=4, n=40)]
+    config = replace(load_config(), bootstrap_resamples=300)
+    model = noise_model(pools, config, seed=0)
+    assert model.residuals.size == 2 * 2 * 4 * 40
+    assert np.median(model.residuals) == pytest.approx(1.0, abs=0.005)
+    assert model.tau < 0.02  # the pools' start levels vary by 0.5% each
+    rates = project(model, (0.10,), TrialPlan((60,), rounds=3, trials=40, seed=3), config, (0.02,))
+    by = {r.slowdown: r.rate for r in rates}
+    assert by[0.0] <= 0.05 and by[0.10] >= 0.9
