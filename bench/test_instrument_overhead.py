@@ -42,6 +42,8 @@ TARGET = os.environ.get("HARNESS_OVERHEAD_TARGET", "reference")
 EXTRA_ARGS = tuple(shlex.split(os.environ.get("HARNESS_OVERHEAD_EXTRA_ARGS", "")))
 # A/A calibration: the second server runs without instrumentation too, so the ratio shows the noise floor.
 AA = os.environ.get("HARNESS_OVERHEAD_AA") == "1"
+# Start the instrumented server first instead of second (servers started at different times can differ).
+INSTRUMENTED_FIRST = os.environ.get("HARNESS_OVERHEAD_INSTRUMENTED_FIRST") == "1"
 
 
 def _launch(scenario: Scenario, out: Path, env: dict[str, str]) -> LaunchSpec:
@@ -65,14 +67,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     with contextlib.ExitStack() as stack:
         # One after the other: sglang sizes its memory pool from what is free when it starts.
         started = []
-        for spec in (plain_spec, inst_spec):
+        for spec in (inst_spec, plain_spec) if INSTRUMENTED_FIRST else (plain_spec, inst_spec):
             server = stack.enter_context(Server(spec))
             startup = server.wait_ready()
             if startup.outcome != "ok":
                 pytest.fail(f"{TARGET} server did not start ({startup.outcome}): {startup.message}\n"
                             f"{server.read_log()[-2000:]}")
             started.append(server)
-        plain, instrumented = started
+        plain, instrumented = started[::-1] if INSTRUMENTED_FIRST else started
         yield plain, instrumented, records
     for server in (plain, instrumented):
         shutdown = server.stop()
@@ -119,7 +121,7 @@ def test_instrumented_bs1_tpot_overhead(benchmark, servers: tuple[Server, Server
         assert loaded.errors == ()
         assert loaded.of_kind("cuda_graph_capture") or loaded.of_kind("attn_tp_gather"), "server wrote no records"
     benchmark.extra_info.update({
-        "target": TARGET, "aa_calibration": AA, "input_len": INPUT_LEN, "output_len": OUTPUT_LEN, "batch_size": 1, "pairs": len(measured),
+        "target": TARGET, "aa_calibration": AA, "instrumented_started_first": INSTRUMENTED_FIRST, "input_len": INPUT_LEN, "output_len": OUTPUT_LEN, "batch_size": 1, "pairs": len(measured),
         "tpot_ms_median_plain": statistics.median(plain_tpot),
         "tpot_ms_median_instrumented": statistics.median(inst_tpot),
         "tpot_overhead_median_paired_ratio": overhead,
