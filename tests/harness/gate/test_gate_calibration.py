@@ -23,15 +23,15 @@ def test_rates_rise_with_slowdown_and_false_alarms_stay_rare() -> None:
     rng = np.random.default_rng(8)
     pools = [_pool(rng, s) for s in (0.0, 0.03, 0.10)]
     config = replace(load_config(), bootstrap_resamples=500)  # keeps the test fast
-    rates = evaluate(pools, TrialPlan((20, 40), rounds=2, trials=60, seed=1), config, (0.01, 0.02))
+    rates = evaluate(pools, TrialPlan((21, 42), rounds=3, trials=60, seed=1), config, (0.01, 0.02))
     rate = {(r.slowdown, r.requests, r.threshold): r.rate for r in rates}
     assert len(rates) == 3 * 2 * 2
-    assert rate[(0.0, 40, 0.02)] <= 0.05
-    assert rate[(0.10, 40, 0.02)] >= 0.95
+    assert rate[(0.0, 42, 0.02)] <= 0.05
+    assert rate[(0.10, 42, 0.02)] >= 0.95
     # A lower threshold never detects less on the same trials.
-    assert all(rate[(s, n, 0.01)] >= rate[(s, n, 0.02)] for s in (0.0, 0.03, 0.10) for n in (20, 40))
+    assert all(rate[(s, n, 0.01)] >= rate[(s, n, 0.02)] for s in (0.0, 0.03, 0.10) for n in (21, 42))
     table = markdown_table(rates, pools, 0.02)
-    assert table.splitlines()[0] == "| injected slowdown (measured) | delay us | n=20 | n=40 |"
+    assert table.splitlines()[0] == "| injected slowdown (measured) | delay us | n=21 | n=42 |"
     assert "| A/A (" in table and "| +10% (" in table
 
 
