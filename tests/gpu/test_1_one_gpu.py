@@ -78,7 +78,7 @@ def test_capture_oom_is_detected_and_recorded(evidence: Evidence, budget: Budget
     startup = result.get("startup") or {}
     left = gpu_released()
     evidence.record("capture OOM detected", "passed" if startup.get("outcome") == "oom_during_cuda_graph_capture"
-                    and not left else "failed", outcome=startup.get("outcome"), message=startup.get("message"),
+                    and not left else "failed", startup_outcome=startup.get("outcome"), message=startup.get("message"),
                     startup_s=startup.get("elapsed_s"), harness_rc=run.returncode, gpu_pids_left=left,
                     mem_fraction_static=dict(scenario.server_args)["mem_fraction_static"])
     assert startup.get("outcome") == "oom_during_cuda_graph_capture", startup
