@@ -90,7 +90,8 @@ def explain(result: dict[str, Any], console: Console) -> None:
     failing = [v for v in oracle.get("verdicts", []) if v.get("passed") is False]
     for verdict in failing[:_MAX_VERDICT_LINES]:
         console.print(f"[red]{name}: oracle {verdict['name']}[/]: expected {escape(repr(verdict['expected']))}, "
-                      f"observed {escape(repr(verdict['observed']))}")
+                      f"observed {escape(repr(verdict['observed']))}"
+                      + (f" ({escape(str(verdict['detail']))})" if verdict.get("detail") else ""))
     if len(failing) > _MAX_VERDICT_LINES:
         console.print(f"[red]{name}: {len(failing) - _MAX_VERDICT_LINES} more failing oracle verdicts[/] "
                       "(harness show --json RESULT)")
