@@ -1,7 +1,7 @@
 """Short-form live calibration of the PR gate on the reference engine (CPU), as CI runs it.
 
 A/A and one A/B pool (+30% of TPOT injected as decode delay: large enough to be caught on a noisy
-shared CI runner with two rounds), two interleaved rounds each, through `harness gate`'s own
+shared CI runner with three rounds), three interleaved rounds each, through `harness gate`'s own
 interleaving and the harness run pipeline. The long form, 1-10% slowdowns and more rounds, is
 `python bench/calibrate_gate.py` (docs/gate.md).
 """
@@ -55,8 +55,8 @@ local_num_tokens = 1
 def test_short_calibration_on_reference_engine(tmp_path: Path, benchmark) -> None:
     scenario = tmp_path / "gate-calibration-short.toml"
     scenario.write_text(SHORT_SCENARIO, encoding="utf-8")
-    plan = CalibrationPlan(out=tmp_path / "calibration", scenario=str(scenario), slowdowns=(0.30,), pool_rounds=2,
-                           pool_requests=16, warmups=1, request_counts=(16,), rounds=2, trials=60,
+    plan = CalibrationPlan(out=tmp_path / "calibration", scenario=str(scenario), slowdowns=(0.30,), pool_rounds=3,
+                           pool_requests=12, warmups=1, request_counts=(24,), rounds=3, trials=60,
                            thresholds=(0.02,))
     pools = benchmark.pedantic(collect, args=(plan,), rounds=1, iterations=1)
     aa, slow = pools
