@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def calibration(path: Path, slowdowns: Sequence[float], rates: dict[int, Sequenc
     ax.axhline(95.0, color="0.5", linestyle=":", linewidth=1)
     ax.set_xlabel("injected decode slowdown (% of TPOT); 0 = A/A")
     ax.set_ylabel("verdict regression (% of trials)")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
