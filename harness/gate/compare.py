@@ -125,6 +125,14 @@ def _oracle_rows(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioR
             continue
         verdict, reason = flag_verdict(not all(base_seen), not all(head_seen), "oracle failure")
         rows.append(Row(name, metric, verdict, _pf(base_seen), _pf(head_seen), "-", reason))
+    # Unchanged checks fold into one line so the PR comment shows what moved.
+    same = [r for r in rows if r.verdict == "no_change"]
+    if len(same) > 1:
+        failing = [r.metric.removeprefix("oracle:") for r in same if r.base != "pass"]
+        summary = Row(name, "oracle", "no_change", f"{len(same) - len(failing)} pass, {len(failing)} fail",
+                      "same", "-", f"{len(same)} checks unchanged" +
+                      (f" (failing on both: {', '.join(failing)})" if failing else ""))
+        rows = [summary, *(r for r in rows if r.verdict != "no_change")]
     return rows
 
 

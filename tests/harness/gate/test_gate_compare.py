@@ -137,3 +137,12 @@ def test_head_request_failure_is_the_heads_fault(write_run) -> None:
                    {"s": result_obj("s", status="failed", outcome="ok", failure_stage="request")})
     row = _row(out, "startup")
     assert row.verdict == "regression" and row.head == "failed/request"
+
+
+def test_unchanged_oracle_checks_fold_into_one_row(write_run) -> None:
+    checks = {"a": True, "b": True, "c": False}
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1), oracle=checks)},
+                   {"s": result_obj("s", tpot=_tpot(2), oracle={**checks, "b": False})})
+    oracle = [r for r in out.rows if r.metric.startswith("oracle")]
+    assert [(r.metric, r.verdict) for r in oracle] == [("oracle", "no_change"), ("oracle:b", "regression")]
+    assert oracle[0].base == "1 pass, 1 fail" and "failing on both: c" in oracle[0].reason
