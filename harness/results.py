@@ -111,18 +111,28 @@ def write_result(scenario_dir: Path, result: dict[str, Any]) -> Path:
     return path
 
 
+def read_json_object(path: Path, error: type[Exception], *, what: str = "file", prefix: str = "") -> dict[str, Any]:
+    """Read one JSON object from `path`; each problem is one `error` line naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{prefix}{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{prefix}{path}: cannot read: {exc}") from None
+    if not text.strip():
+        raise error(f"{prefix}{path}: empty {what}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{prefix}{path}: not valid JSON (truncated or corrupt?): {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{prefix}{path}: expected a JSON object")
+    return data
+
+
 def load_result(path: Path) -> dict[str, Any]:
     """Read and validate a result.json; any problem is one ResultError line naming the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultError(f"{path}: no such result file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ResultError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from None
-    if not isinstance(data, dict):
-        raise ResultError(f"{path}: expected a JSON object")
+    data = read_json_object(path, ResultError, what="result file")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ResultError(f"{path}: schema_version {data.get('schema_version')!r}, this harness reads {SCHEMA_VERSION}")
     validate(data, source=str(path))

@@ -8,7 +8,6 @@ RUN_DIR/.attempts/<scenario>.<n>/ so the new attempt starts from an empty direct
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import psutil
 
 from harness.manifest import MANIFEST_FILE, Manifest
-from harness.results import RESULT_FILE, ResultError, load_result
+from harness.results import RESULT_FILE, ResultError, load_result, read_json_object
 
 ATTEMPTS_DIR = ".attempts"
 
@@ -45,21 +44,15 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST_FILE
     if not run_dir.is_dir():
         raise ResumeError(f"--resume: {run_dir}: no such run directory")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResumeError(f"--resume: {path}: missing; {run_dir} is not a harness run directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResumeError(f"--resume: {path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ResumeError(f"--resume: {path}: not valid JSON (truncated or corrupt?): {exc}") from None
+    if not path.is_file():
+        raise ResumeError(f"--resume: {path}: missing; {run_dir} is not a harness run directory")
+    data = read_json_object(path, ResumeError, what="manifest", prefix="--resume: ")
     problems = [
-        (isinstance(data, dict), "expected a JSON object"),
         (isinstance(data.get("argv"), list) and all(isinstance(a, str) for a in data["argv"]),
          "argv: expected a list of strings"),
         (isinstance(data.get("scenarios"), dict), "scenarios: expected an object"),
         (isinstance(data.get("target"), str), "target: expected a string"),
-    ] if isinstance(data, dict) else [(False, "expected a JSON object")]
+    ]
     for ok, problem in problems:
         if not ok:
             raise ResumeError(f"--resume: {path}: {problem}")

@@ -6,7 +6,6 @@ interleaved round (SIDE/round-00/<scenario>/result.json ...). Every error names 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.gate.errors import GateInputError
-from harness.results import ResultError, validate
+from harness.results import ResultError, read_json_object, validate
 
 RESULT_FILE = "result.json"
 OOM_OUTCOME = "oom_during_cuda_graph_capture"
@@ -90,18 +89,7 @@ def _load_run_dir(run_dir: Path, metrics: tuple[str, ...]) -> dict[str, Scenario
 
 def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
     """Parse one result.json; raises GateInputError naming the file and the field."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GateInputError(f"{path}: cannot read: {exc.strerror}") from exc
-    if not text.strip():
-        raise GateInputError(f"{path}: empty result file")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GateInputError(f"{path}: corrupt JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise GateInputError(f"{path}: expected a JSON object at the top level")
+    obj = read_json_object(path, GateInputError, what="result file")
     scenario = _str(obj, "scenario", path, required=True)
     status = _str(obj, "status", path, required=True)
     if status not in STATUSES:

@@ -36,7 +36,7 @@ def test_good_file_loads_measured_samples_only(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda o: "", "empty result file"),
-    (lambda o: "{not json", "corrupt JSON"),
+    (lambda o: "{not json", "not valid JSON"),
     (lambda o: "[1, 2]", "expected a JSON object"),
     (lambda o: json.dumps({k: v for k, v in o.items() if k != "scenario"}), "scenario: missing"),
     (lambda o: json.dumps({**o, "status": "great"}), "status: expected one of"),
