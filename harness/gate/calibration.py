@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.gate.config import GateConfig
-from harness.gate.stats import median_ratio
+from harness.gate.stats import RatioEstimate, median_ratio
 from harness.gate.verdicts import continuous_verdict
 
 METRIC = "tpot_ms"
@@ -86,10 +86,7 @@ def evaluate(pools: list[Pool], plan: TrialPlan, config: GateConfig, thresholds:
                 base, head = _draw(pool, n, plan.rounds, rng)
                 est = median_ratio(base, head, resamples=config.bootstrap_resamples, confidence=config.confidence,
                                    seed=config.seed + trial)
-                for t in thresholds:
-                    verdict, _ = continuous_verdict(est, config.with_threshold(METRIC, t).rule(METRIC), config)
-                    counts[t][0] += verdict == "regression"
-                    counts[t][1] += verdict == "inconclusive"
+                _tally(est, thresholds, config, counts)
             rates += [Rate(pool.slowdown, n, t, c[0], c[1], plan.trials) for t, c in counts.items()]
     return rates
 
@@ -172,10 +169,7 @@ def project(model: NoiseModel, slowdowns: tuple[float, ...], plan: TrialPlan, co
                 head = [(1 + slowdown) * np.exp(s) * rng.choice(model.residuals, per_round) for s in shifts]
                 est = median_ratio(base, head, resamples=config.bootstrap_resamples, confidence=config.confidence,
                                    seed=config.seed + trial)
-                for t in thresholds:
-                    verdict, _ = continuous_verdict(est, config.with_threshold(METRIC, t).rule(METRIC), config)
-                    counts[t][0] += verdict == "regression"
-                    counts[t][1] += verdict == "inconclusive"
+                _tally(est, thresholds, config, counts)
             rates += [Rate(slowdown, n, t, c[0], c[1], plan.trials) for t, c in counts.items()]
     return rates
 
@@ -183,3 +177,12 @@ def project(model: NoiseModel, slowdowns: tuple[float, ...], plan: TrialPlan, co
 def _log_median_var(values: np.ndarray, resamples: int, rng: np.random.Generator) -> float:
     medians = np.median(values[rng.integers(0, values.size, size=(resamples, values.size))], axis=1)
     return float(np.var(np.log(medians)))
+
+
+def _tally(est: RatioEstimate, thresholds: tuple[float, ...], config: GateConfig,
+           counts: dict[float, list[int]]) -> None:
+    """Count one simulated decision per threshold: [regressions, inconclusives]."""
+    for t in thresholds:
+        verdict, _ = continuous_verdict(est, config.with_threshold(METRIC, t).rule(METRIC), config)
+        counts[t][0] += verdict == "regression"
+        counts[t][1] += verdict == "inconclusive"
