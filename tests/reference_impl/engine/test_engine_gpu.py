@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from harness.server_log import diagnose
+
 torch = pytest.importorskip("torch")
 
 pytestmark = [
@@ -71,3 +73,6 @@ def test_forced_oom_during_capture(start_engine: Any, tiny_model: Path) -> None:
     assert "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate" in log
     ooms = engine.records("capture_oom")
     assert ooms and ooms[0]["num_tokens"] == 4
+    # The harness classifies this log as it classifies real sglang's, not as a generic crash.
+    diagnosis = diagnose(log, returncode=1, timed_out=False, timeout_s=300)
+    assert diagnosis.outcome == "oom_during_cuda_graph_capture", diagnosis
