@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reference_impl.engine.engine_config import A2A_TOKENS_ENV, DEVICE_MEMORY_ENV, EngineConfig
 from reference_impl.fixset import FIX_NAMES, FixSet
@@ -114,34 +114,24 @@ def _check_topology(parser: argparse.ArgumentParser, a: ServerArgs) -> None:
         parser.error("--dp-size > 1 needs --enable-dp-attention in the reference engine (one process per tp rank)")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _checked(cast: Callable[[str], float], label: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: `cast` the text and refuse values `ok` rejects, naming what was expected."""
+
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {label}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {label}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_positive = _checked(int, "a positive integer", lambda v: v > 0)
+_non_negative = _checked(int, "a non-negative integer", lambda v: v >= 0)
+_positive_float = _checked(float, "a positive number", lambda v: v > 0)
 
 
 def _fraction(text: str) -> float:
