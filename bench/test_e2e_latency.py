@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 
 from harness.client import RequestSample, StreamingClient
+from harness.run import prompt_ids
 
 INPUT_LEN = 32
 OUTPUT_LEN = 8
@@ -17,14 +18,10 @@ ROUNDS = 20
 WARMUP_ROUNDS = 2
 
 
-def prompt(length: int) -> list[int]:
-    """Deterministic token ids inside every tiny model's vocabulary."""
-    return [1 + (17 * i) % 997 for i in range(length)]
-
 
 def test_bs1_request_latency(benchmark, client: StreamingClient) -> None:
     samples: list[RequestSample] = []
-    input_ids = prompt(INPUT_LEN)
+    input_ids = prompt_ids(INPUT_LEN, vocab_size=1000, seed=0)
 
     def one_request() -> RequestSample:
         sample = client.generate(len(samples), input_ids, OUTPUT_LEN)

@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 from harness.client import RequestSample, StreamingClient
+from harness.run import prompt_ids
 from harness.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,9 +30,6 @@ TP4_A2A = ["--model-path", TINY, "--tp-size", "4", "--ep-size", "4", "--moe-a2a-
            "--cuda-graph-max-bs", "4", "--max-running-requests", "4"]
 PAIRS = 8
 
-
-def prompt(length: int) -> list[int]:
-    return [1 + (17 * i) % 997 for i in range(length)]
 
 
 @contextmanager
@@ -62,12 +60,12 @@ def _alternate(benchmark, fixed_url: str, reverted_url: str, input_len: int,
     fixed, reverted = [], []
     with StreamingClient(fixed_url, 120.0) as a, StreamingClient(reverted_url, 120.0) as b:
         for i in range(2):  # warm-up
-            a.generate(i, prompt(input_len), output_len)
-            b.generate(i, prompt(input_len), output_len)
+            a.generate(i, prompt_ids(input_len, vocab_size=1000, seed=0), output_len)
+            b.generate(i, prompt_ids(input_len, vocab_size=1000, seed=0), output_len)
 
         def pair() -> None:
-            fixed.append(a.generate(len(fixed), prompt(input_len), output_len))
-            reverted.append(b.generate(len(reverted), prompt(input_len), output_len))
+            fixed.append(a.generate(len(fixed), prompt_ids(input_len, vocab_size=1000, seed=0), output_len))
+            reverted.append(b.generate(len(reverted), prompt_ids(input_len, vocab_size=1000, seed=0), output_len))
 
         benchmark.pedantic(pair, rounds=PAIRS, iterations=1)
     assert all(s.ok for s in fixed + reverted), [s.error for s in fixed + reverted if not s.ok]

@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from harness.client import RequestSample, StreamingClient
+from harness.run import prompt_ids
 from harness.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,15 +32,12 @@ TPOT_GOAL_MS = 50.0
 STARTUP_GOAL_S = 60.0
 
 
-def prompt(length: int) -> list[int]:
-    return [1 + (17 * i) % 997 for i in range(length)]
-
 
 def test_bs1_tpot(benchmark, client: StreamingClient) -> None:
     samples: list[RequestSample] = []
 
     def one_request() -> RequestSample:
-        sample = client.generate(len(samples), prompt(INPUT_LEN), OUTPUT_LEN)
+        sample = client.generate(len(samples), prompt_ids(INPUT_LEN, vocab_size=1000, seed=0), OUTPUT_LEN)
         samples.append(sample)
         return sample
 

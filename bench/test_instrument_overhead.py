@@ -23,6 +23,7 @@ from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
 from harness.instrument.launch import instrument_env
 from harness.instrument.reader import load_records
+from harness.run import prompt_ids
 from harness.scenario import Scenario, load_scenario
 from harness.server import LaunchSpec, Server, free_port, server_argv
 
@@ -33,9 +34,6 @@ PAIRS = int(os.environ.get("HARNESS_OVERHEAD_PAIRS", "30"))
 WARMUP_PAIRS = 3
 OVERHEAD_GOAL = 0.01
 
-
-def _prompt(length: int) -> list[int]:
-    return [1 + (17 * i) % 997 for i in range(length)]
 
 
 TARGET = os.environ.get("HARNESS_OVERHEAD_TARGET", "reference")
@@ -83,7 +81,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
 
 def test_instrumented_bs1_tpot_overhead(benchmark, servers: tuple[Server, Server, Path]) -> None:
     plain, instrumented, records = servers
-    input_ids = _prompt(INPUT_LEN)
+    input_ids = prompt_ids(INPUT_LEN, vocab_size=1000, seed=0)
     plain_samples: list[RequestSample] = []
     inst_samples: list[RequestSample] = []
     with StreamingClient(plain.spec.base_url, token_timeout_s=60.0) as plain_client, \
