@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from bs1_requests import median_ms, timed_bs1_requests
 
-from harness.client import RequestSample, StreamingClient
-from harness.run import prompt_ids
+from harness.client import StreamingClient
 from harness.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,18 +33,9 @@ STARTUP_GOAL_S = 60.0
 
 
 def test_bs1_tpot(benchmark, client: StreamingClient) -> None:
-    samples: list[RequestSample] = []
-
-    def one_request() -> RequestSample:
-        sample = client.generate(len(samples), prompt_ids(INPUT_LEN, vocab_size=1000, seed=0), OUTPUT_LEN)
-        samples.append(sample)
-        return sample
-
-    benchmark.pedantic(one_request, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
-    measured = samples[WARMUP_ROUNDS:]
-    assert all(s.ok and s.completion_tokens == OUTPUT_LEN for s in measured), [s.error for s in measured]
-    tpot = statistics.median(s.tpot_ms for s in measured if s.tpot_ms is not None)
-    ttft = statistics.median(s.ttft_ms for s in measured if s.ttft_ms is not None)
+    measured = timed_bs1_requests(benchmark, client, INPUT_LEN, OUTPUT_LEN, ROUNDS, WARMUP_ROUNDS)
+    tpot = median_ms(measured, "tpot_ms")
+    ttft = median_ms(measured, "ttft_ms")
     benchmark.extra_info.update({"input_len": INPUT_LEN, "output_len": OUTPUT_LEN, "tpot_ms_median": tpot,
                                  "ttft_ms_median": ttft, "tpot_goal_ms": TPOT_GOAL_MS,
                                  "load_average_1m": os.getloadavg()[0]})
