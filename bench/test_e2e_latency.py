@@ -17,7 +17,6 @@ ROUNDS = 20
 WARMUP_ROUNDS = 2
 
 
-
 def test_bs1_request_latency(benchmark, client: StreamingClient) -> None:
     measured = timed_bs1_requests(benchmark, client, INPUT_LEN, OUTPUT_LEN, ROUNDS, WARMUP_ROUNDS)
     assert len(measured) == ROUNDS

@@ -31,7 +31,6 @@ TP4_A2A = ["--model-path", TINY, "--tp-size", "4", "--ep-size", "4", "--moe-a2a-
 PAIRS = 8
 
 
-
 @contextmanager
 def engine(args: list[str], log: Path) -> Iterator[str]:
     port = free_port("127.0.0.1")

@@ -31,7 +31,6 @@ TPOT_GOAL_MS = 50.0
 STARTUP_GOAL_S = 60.0
 
 
-
 def test_bs1_tpot(benchmark, client: StreamingClient) -> None:
     measured = timed_bs1_requests(benchmark, client, INPUT_LEN, OUTPUT_LEN, ROUNDS, WARMUP_ROUNDS)
     tpot = median_ms(measured, "tpot_ms")

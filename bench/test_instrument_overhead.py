@@ -35,7 +35,6 @@ WARMUP_PAIRS = 3
 OVERHEAD_GOAL = 0.01
 
 
-
 TARGET = os.environ.get("HARNESS_OVERHEAD_TARGET", "reference")
 EXTRA_ARGS = tuple(shlex.split(os.environ.get("HARNESS_OVERHEAD_EXTRA_ARGS", "")))
 # A/A calibration: the second server runs without instrumentation too, so the ratio shows the noise floor.
