@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.affinity import parse_pinning
 from harness.gate import plots
 from harness.gate.calibration import (
     METRIC,
@@ -48,6 +49,7 @@ class CalibrationPlan:
     out: Path
     scenario: str = "baseline"  # catalog name or path to a scenario .toml
     device: str | None = None  # passed to the engine as --device when set
+    pin: str = "auto"          # harness.affinity spec for servers and client, as `harness gate --pin`
     slowdowns: tuple[float, ...] = SLOWDOWNS
     pool_rounds: int = 4       # interleaved rounds collected per condition (server starts per side)
     pool_requests: int = 40    # measured requests per server start
@@ -88,7 +90,7 @@ def _collect_one(plan: CalibrationPlan, slowdown: float, delay_us: int, run_side
     base_dir, head_dir = run_interleaved(InterleavePlan(
         scenarios=(plan.scenario,), base_cmd=engine_cmd(plan, 0), head_cmd=engine_cmd(plan, delay_us),
         rounds=plan.pool_rounds, requests=plan.pool_requests, warmups=plan.warmups, target="reference",
-        out=plan.out / "runs" / name), run_side)
+        out=plan.out / "runs" / name, pinning=parse_pinning(plan.pin)), run_side)
     # plan.scenario may be a catalog name or a .toml path: take the one scenario the runs hold.
     (base,) = load_side(base_dir, (METRIC,)).runs.values()
     (head,) = load_side(head_dir, (METRIC,)).runs.values()
@@ -155,7 +157,7 @@ def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: s
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plan = CalibrationPlan(
-        out=args.out, scenario=args.scenario, device=args.device, slowdowns=_floats(args.slowdowns),
+        out=args.out, scenario=args.scenario, device=args.device, pin=args.pin, slowdowns=_floats(args.slowdowns),
         pool_rounds=args.pool_rounds, pool_requests=args.pool_requests, warmups=args.warmups,
         request_counts=tuple(int(x) for x in args.request_counts.split(",")), rounds=args.rounds,
         trials=args.trials, thresholds=_floats(args.thresholds))
@@ -200,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scenario", default="baseline")
     p.add_argument("--device", default=None, help="engine --device (cpu|cuda); default: the engine's")
+    p.add_argument("--pin", default="auto", help="core pinning as `harness gate --pin` (default auto)")
     p.add_argument("--slowdowns", default=",".join(str(s) for s in SLOWDOWNS))
     p.add_argument("--pool-rounds", type=int, default=4)
     p.add_argument("--pool-requests", type=int, default=40)

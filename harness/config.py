@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.affinity import Pinning
 
 # Startup deadlines per target: real sglang JIT-compiles and captures graphs (166 s seen for the tiny
 # model on an H100, most of it prefill capture), the reference engine starts in seconds.
@@ -36,6 +38,8 @@ class RunConfig:
     resume: bool = False
     # Where the per-GPU lock files live; None: $HARNESS_LOCK_DIR or the system temp dir (harness/lock.py).
     lock_dir: Path | None = None
+    # Cores for the server tree and the client (harness/affinity.py); the default leaves both to the OS.
+    pinning: Pinning = field(default_factory=Pinning)
 
     def startup_deadline_s(self) -> float:
         if self.startup_timeout_s is not None:

@@ -18,6 +18,7 @@ import requests
 from rich.console import Console
 from rich.markup import escape
 
+from harness.affinity import AffinityError, parse_pinning, pinned
 from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
 from harness.gpu_leak import check_leaks
@@ -120,7 +121,8 @@ def run_scenario(
     )
     result["server"] = {"argv": list(spec.argv), "env": dict(spec.env), "port": port, "log": LOG_FILE,
                         "extra_server_args": list(config.extra_server_args),
-                        "revert_fixes": list(config.revert_fixes), "shutdown": None}
+                        "revert_fixes": list(config.revert_fixes), "pinning": config.pinning.describe(),
+                        "shutdown": None}
     server = Server(spec)
     startup: Startup | None = None
     measurement: Measurement | None = None
@@ -132,7 +134,8 @@ def run_scenario(
         startup = server.wait_ready()
         if startup.outcome == "ok":
             result["target"].update(_target_version(config, spec.base_url))
-            measurement = _measure(spec.base_url, scenario, workload, config, progress)
+            with pinned(config.pinning.client):
+                measurement = _measure(spec.base_url, scenario, workload, config, progress)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -369,6 +372,9 @@ def _parser() -> argparse.ArgumentParser:
                         help='replaces "python -m <target module>", e.g. "/opt/sgl/bin/python -m sglang.launch_server"')
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="continue RUN_DIR with its own arguments: keep finished results, re-run the rest")
+    parser.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
+                        help="pin the server tree and the client to cores, e.g. 2-5/1 (default none; auto: the "
+                             "client on the last usable core, the server on the rest)")
     parser.add_argument("--lock-dir", type=Path, metavar="DIR",
                         help="per-GPU lock files (default: $HARNESS_LOCK_DIR or <tmp>/sglang-moe-harness-locks)")
     return parser
@@ -412,6 +418,10 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
             check_port_free("127.0.0.1", args.port)
         except PortInUseError as exc:
             parser.error(f"--port: {exc}")
+    try:
+        pinning = parse_pinning(args.pin)
+    except AffinityError as exc:
+        parser.error(str(exc))
     out = args.resume or args.out or _default_run_dir()
     if args.resume is None and (out / MANIFEST_FILE).exists():
         parser.error(f"--out: {out} already holds a run (manifest.json); choose a new directory")
@@ -421,7 +431,7 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
         out_dir=out, scenarios=tuple(names), target=args.target, requests=args.requests, warmups=args.warmups,
         extra_server_args=extra, revert_fixes=tuple(args.revert_fix), port=args.port,
         startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
-        resume=args.resume is not None, lock_dir=args.lock_dir,
+        resume=args.resume is not None, lock_dir=args.lock_dir, pinning=pinning,
     )
     return config, scenarios
 

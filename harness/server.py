@@ -98,7 +98,7 @@ def server_argv(scenario: Scenario, config: RunConfig, port: int) -> list[str]:
     argv += config.extra_server_args
     for fix in config.revert_fixes:
         argv += ["--revert-fix", fix]
-    return argv
+    return config.pinning.wrap(argv, config.python)
 
 
 def free_port(host: str) -> int:

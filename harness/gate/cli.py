@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.affinity import AffinityError, parse_pinning
 from harness.gate import plots
 from harness.gate.compare import EXIT_INFRA, GateOutcome, compare_sides
 from harness.gate.config import GateConfig, load_config
@@ -112,10 +113,14 @@ def _interleaved(args: argparse.Namespace, config: GateConfig) -> tuple[Path, Pa
         raise GateInputError("give either --base/--head directories or --base-cmd/--head-cmd, not both")
     if not args.scenarios:
         raise GateInputError("--base-cmd/--head-cmd need at least one SCENARIO")
+    try:
+        pinning = parse_pinning(args.pin)
+    except AffinityError as exc:
+        raise GateInputError(str(exc)) from exc
     plan = InterleavePlan(
         scenarios=tuple(args.scenarios), base_cmd=tuple(shlex.split(args.base_cmd)),
         head_cmd=tuple(shlex.split(args.head_cmd)), rounds=args.rounds, requests=args.requests,
-        warmups=args.warmups, target=args.target, out=args.out / "runs", order=args.order,
+        warmups=args.warmups, target=args.target, out=args.out / "runs", order=args.order, pinning=pinning,
     )
     return run_interleaved(plan)
 
@@ -134,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=_positive, default=DEFAULT_REQUESTS,
                    help=f"measured requests per round and side (default {DEFAULT_REQUESTS})")
     p.add_argument("--warmups", type=int, default=None, help="warm-up requests per server start")
+    p.add_argument("--pin", default="auto", metavar="auto|none|SERVER/CLIENT",
+                   help="cores for the servers and the client, e.g. 2-5/1 (default auto: the client on the last "
+                        "usable core, the servers on the rest; see docs/gate.md)")
     p.add_argument("--target", default="reference", choices=("reference", "sglang"))
     p.add_argument("--config", type=Path, default=None, help="thresholds TOML (default: the packaged one)")
     p.add_argument("--out", type=Path, default=Path("gate-report"), help="report directory (default gate-report)")

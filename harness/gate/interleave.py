@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.affinity import Pinning
 from harness.gate.errors import GateInputError
 
 LOCK_POLL_S = 5.0
@@ -26,6 +27,7 @@ class InterleavePlan:
     out: Path
     order: str = "abba"  # "abba": A B, B A, A B ...; "abab": A B, A B ...
     lock_wait_s: float = 900.0  # how long a round waits for another harness run to release the machine
+    pinning: Pinning = field(default_factory=Pinning)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
         raise GateInputError(str(exc)) from exc
     config = RunConfig(out_dir=side_round.run_dir, scenarios=tuple(s.name for s in scenarios), target=plan.target,
                        requests=plan.requests, warmups=plan.warmups, launcher=side_round.server_cmd,
-                       progress=False)
+                       progress=False, pinning=plan.pinning)
     argv = ["harness", "gate", f"--{side_round.side}-cmd", " ".join(side_round.server_cmd), *plan.scenarios]
     # Another harness run may hold the machine's lock between our rounds: wait for it, with a deadline.
     deadline = time.monotonic() + plan.lock_wait_s
