@@ -49,7 +49,7 @@ class CalibrationPlan:
     out: Path
     scenario: str = "baseline"  # catalog name or path to a scenario .toml
     device: str | None = None  # passed to the engine as --device when set
-    pin: str = "auto"          # harness.affinity spec for servers and client, as `harness gate --pin`
+    pin: str = "none"          # harness.affinity spec for servers and client, as `harness gate --pin`
     slowdowns: tuple[float, ...] = SLOWDOWNS
     pool_rounds: int = 4       # interleaved rounds collected per condition (server starts per side)
     pool_requests: int = 40    # measured requests per server start
@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scenario", default="baseline")
     p.add_argument("--device", default=None, help="engine --device (cpu|cuda); default: the engine's")
-    p.add_argument("--pin", default="auto", help="core pinning as `harness gate --pin` (default auto)")
+    p.add_argument("--pin", default="none", help="core pinning as `harness gate --pin` (default none)")
     p.add_argument("--slowdowns", default=",".join(str(s) for s in SLOWDOWNS))
     p.add_argument("--pool-rounds", type=int, default=4)
     p.add_argument("--pool-requests", type=int, default=40)

@@ -139,9 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=_positive, default=DEFAULT_REQUESTS,
                    help=f"measured requests per round and side (default {DEFAULT_REQUESTS})")
     p.add_argument("--warmups", type=int, default=None, help="warm-up requests per server start")
-    p.add_argument("--pin", default="auto", metavar="auto|none|SERVER/CLIENT",
-                   help="cores for the servers and the client, e.g. 2-5/1 (default auto: the client on the last "
-                        "usable core, the servers on the rest; see docs/gate.md)")
+    p.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
+                   help="cores for the servers and the client, e.g. 2-5/1 (auto: the client on the last "
+                        "usable core, the servers on the rest; default none: no gain measured on an H200)")
     p.add_argument("--target", default="reference", choices=("reference", "sglang"))
     p.add_argument("--config", type=Path, default=None, help="thresholds TOML (default: the packaged one)")
     p.add_argument("--out", type=Path, default=Path("gate-report"), help="report directory (default gate-report)")
