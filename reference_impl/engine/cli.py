@@ -41,13 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mem-fraction-static", type=_fraction, default=None)
     p.add_argument("--disable-attn-tp-gather", action="store_true")
     p.add_argument("--disable-cuda-graph", action="store_true")
+    p.add_argument("--disable-overlap-schedule", action="store_true",
+                   help="decode one step at a time (one-rank engines otherwise keep the next step in flight)")
     p.add_argument("--max-total-tokens", type=_positive, default=None)
     p.add_argument("--context-length", type=_positive, default=None)
     p.add_argument("--random-seed", dest="seed", type=int, default=0)
     p.add_argument("--revert-fix", action="append", default=[], choices=FIX_NAMES, metavar="NAME",
                    help=f"reintroduce a fix's original bug (repeatable): {', '.join(FIX_NAMES)}")
     p.add_argument("--inject-decode-delay-us", type=_non_negative, default=0,
-                   help="sleep this long in every decode step (gate calibration)")
+                   help="add this long to every decode step: a GPU sleep kernel on CUDA, a busy-wait on the "
+                        "CPU (gate calibration)")
     p.add_argument("--device-memory-gib", type=_positive_float, default=None,
                    help=f"device capacity: simulated on CPU (default 16), a real allocator cap on CUDA; "
                         f"env {DEVICE_MEMORY_ENV} works too")
@@ -93,6 +96,7 @@ def parse_config(argv: Sequence[str], environ: dict[str, str] | None = None) -> 
     return EngineConfig(
         model_path=ns.model_path, server_args=server_args, fixes=FixSet.reverting(ns.revert_fix),
         host=ns.host, port=ns.port, device=ns.device, disable_cuda_graph=ns.disable_cuda_graph,
+        disable_overlap_schedule=ns.disable_overlap_schedule,
         inject_decode_delay_us=ns.inject_decode_delay_us, device_memory_gib=device_memory,
         max_total_tokens=ns.max_total_tokens, context_length=ns.context_length, seed=ns.seed,
         env=env, ignored_flags=ignored,

@@ -27,6 +27,7 @@ class EngineConfig:
     port: int = 30000
     device: str = "cpu"
     disable_cuda_graph: bool = False
+    disable_overlap_schedule: bool = False
     inject_decode_delay_us: int = 0
     # Capacity of the simulated device on CPU; on CUDA an optional cap of the real allocator.
     device_memory_gib: float | None = None
@@ -53,7 +54,8 @@ class EngineConfig:
         out: dict[str, object] = dataclasses.asdict(self.server_args)
         out.update(
             model_path=self.model_path, host=self.host, port=self.port, device=self.device,
-            disable_cuda_graph=self.disable_cuda_graph, inject_decode_delay_us=self.inject_decode_delay_us,
+            disable_cuda_graph=self.disable_cuda_graph, disable_overlap_schedule=self.disable_overlap_schedule,
+            inject_decode_delay_us=self.inject_decode_delay_us,
             device_memory_gib=self.device_memory_gib, max_total_tokens=self.max_total_tokens,
             context_length=self.context_length, random_seed=self.seed,
             max_running_requests=self.max_running_requests,

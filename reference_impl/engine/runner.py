@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -78,6 +79,11 @@ class ModelRunner:
         logger.info(f"KV Cache is allocated. #tokens: {slots - 1}, KV size: {slots * per_slot / GIB:.2f} GB")
         self.graphs: dict[int, _Graph] = {}
         self.graph_pool: torch.Tensor | None = None
+        self.next_ids = torch.zeros(max(1, config.max_running_requests), dtype=torch.long, device=self.device)
+        pinned = self.device.type == "cuda"
+        self.out_host = [torch.zeros(self.next_ids.numel(), dtype=torch.long, pin_memory=pinned) for _ in range(2)]
+        self.out_flip = 0
+        self.sleep_cycles_per_us: float | None = None
 
     @property
     def max_total_tokens(self) -> int:
@@ -160,18 +166,78 @@ class ModelRunner:
     # ---- steps ---------------------------------------------------------------------------------
     def run_step(self, step: Step) -> list[int]:
         """Runs this rank's share of the step; returns greedy tokens for its group's sample rows."""
+        return self.collect(self.launch(step))
+
+    def launch(self, step: Step, chained: bool = False) -> Launched:
+        """Enqueue the step; `chained`: a decode step whose input ids are the previous decode step's
+        tokens, still on the device (same requests, same rows), so the host need not wait for them."""
         work = step.groups[self.layout.dp_rank]
         if step.kind == "decode":
             batch, graph = self._decode_batch(step)
+            self._inject_delay()
         else:
             batch, graph = self._extend_batch(step), None
+        chain = self.next_ids if chained else None
         if graph is not None:
-            graph.replay(work)
-            return graph.tokens(len(work.sample_rows)) if work.sample_rows else []
-        logits = self._forward(batch)
-        if not work.sample_rows:
-            return []
-        return logits[: len(work.sample_rows)].argmax(-1).tolist()
+            graph.replay(work, chain)
+            logits = graph.logits
+        else:
+            if chain is not None:
+                batch.input_ids[: work.num_tokens].copy_(chain[: work.num_tokens])
+            logits = self._forward(batch)
+        k = len(work.sample_rows)
+        if not k:
+            return Launched(None, None)
+        if self.next_ids.numel() < k:
+            self.next_ids = torch.zeros(k, dtype=torch.long, device=self.device)
+        ids = self.next_ids[:k]
+        torch.argmax(logits[:k], dim=-1, out=ids)
+        if self.device.type != "cuda":
+            return Launched(ids.clone(), None)
+        # Two pinned buffers: step i's copy must survive until collect(i), while step i+1 is in flight.
+        self.out_flip ^= 1
+        if self.out_host[self.out_flip].numel() < k:
+            self.out_host[self.out_flip] = torch.zeros(k, dtype=torch.long, pin_memory=True)
+        host = self.out_host[self.out_flip][:k]
+        host.copy_(ids, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return Launched(host, done)
+
+    def collect(self, launched: Launched) -> list[int]:
+        """Wait for a launched step; its greedy tokens."""
+        if launched.done is not None:
+            launched.done.synchronize()
+        return launched.tokens.tolist() if launched.tokens is not None else []
+
+    def _inject_delay(self) -> None:
+        """--inject-decode-delay-us: on a GPU a sleep kernel ahead of the step, so the delay stays on the
+        critical path when host work overlaps the GPU; on the CPU a busy-wait."""
+        delay_us = self.config.inject_decode_delay_us
+        if not delay_us:
+            return
+        if self.device.type == "cuda":
+            torch.cuda._sleep(round(delay_us * self._sleep_cycles_per_us()))
+            return
+        deadline = time.perf_counter() + delay_us / 1e6
+        while time.perf_counter() < deadline:
+            pass
+
+    def _sleep_cycles_per_us(self) -> float:
+        """GPU clock cycles per microsecond of torch.cuda._sleep, measured once under load."""
+        if self.sleep_cycles_per_us is None:
+            rates = []
+            for _ in range(5):  # the first runs let the clock ramp up; keep the fastest
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                torch.cuda._sleep(4_000_000)
+                end.record()
+                end.synchronize()
+                rates.append(4_000_000 / (start.elapsed_time(end) * 1e3))
+            self.sleep_cycles_per_us = max(rates)
+            logger.info(f"injected decode delay: {self.config.inject_decode_delay_us} us = "
+                        f"{self.config.inject_decode_delay_us * self.sleep_cycles_per_us:.0f} GPU cycles")
+        return self.sleep_cycles_per_us
 
     def _forward(self, batch: ForwardBatch) -> torch.Tensor:
         if batch.sample_index is None:
@@ -251,6 +317,14 @@ def _sample_rows(batch: ForwardBatch) -> list[int]:
     return list(range(batch.num_tokens))
 
 
+@dataclass(frozen=True)
+class Launched:
+    """A step in flight: where its tokens land on the host, and the event that says they have."""
+
+    tokens: torch.Tensor | None
+    done: torch.cuda.Event | None
+
+
 class _Graph:
     """A captured CUDA decode graph with its static input batch and output logits."""
 
@@ -267,7 +341,6 @@ class _Graph:
         self.host_np = self.host.numpy()
         self.staged = torch.empty_like(self.host, device=batch.input_ids.device)
         self.staged_done = torch.cuda.Event()
-        self.out = torch.empty(n, dtype=torch.long, pin_memory=True)
         self.table_width = width  # columns of the static block table that may hold stale entries
 
     @classmethod
@@ -288,8 +361,11 @@ class _Graph:
         batch.capturing = False
         return cls(runner, batch, graph, logits)
 
-    def replay(self, work: GroupWork) -> None:
-        """Write the step's rows (padding rows as _dummy_decode makes them) into the static batch; replay."""
+    def replay(self, work: GroupWork, chain: torch.Tensor | None) -> None:
+        """Write the step's rows (padding rows as _dummy_decode makes them) into the static batch; replay.
+
+        `chain`: device tokens of the previous step, which replace the host's input ids row for row.
+        """
         s, n, b = self.batch, self.rows, work.num_tokens
         width = max((len(r) for r in work.block_table), default=1)
         self.staged_done.synchronize()  # the previous step's copy has read the host buffer
@@ -308,17 +384,14 @@ class _Graph:
         for i, name in enumerate(("input_ids", "positions", "out_slots", "seq_lens")):
             getattr(s, name).copy_(d[i * n: (i + 1) * n])
         assert s.block_table is not None
+        if chain is not None:
+            s.input_ids[:b].copy_(chain[:b])
         s.block_table[:, :width].copy_(d[4 * n: used].view(n, width))
         if self.table_width > width:  # a longer request ran before: clear its tail
             s.block_table[:, width: self.table_width].zero_()
         self.table_width = width
         self.graph.replay()
 
-    def tokens(self, k: int) -> list[int]:
-        """Greedy tokens of the first k rows, through the pinned output buffer (one sync)."""
-        self.out[:k].copy_(self.logits[:k].argmax(-1), non_blocking=True)
-        torch.cuda.current_stream().synchronize()
-        return self.out[:k].tolist()
 
 
 def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:

@@ -7,7 +7,6 @@ the attention-DP group with the fewest running requests, so a BS=1 workload alwa
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -47,13 +46,6 @@ class Request:
     dp_rank: int = 0
 
 
-def spin(seconds: float) -> None:
-    """Busy-wait: time.sleep overshoots tens of microseconds, more than a 2%-of-TPOT injected delay."""
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        pass
-
-
 def needs_token_gather(step: Step) -> bool:
     """Tokens sampled outside DP group 0 must travel to rank 0 (every rank decides this alike)."""
     return any(g.sample_rows for g in step.groups[1:])
@@ -61,10 +53,12 @@ def needs_token_gather(step: Step) -> bool:
 
 class Scheduler:
     def __init__(self, runner: ModelRunner, comms: Comms, eos_token_id: int | None, chunk_size: int,
-                 max_running: int, decode_delay_s: float) -> None:
+                 max_running: int, overlap: bool = True) -> None:
         self.runner, self.comms, self.eos = runner, comms, eos_token_id
-        self.chunk, self.max_running, self.delay = chunk_size, max_running, decode_delay_s
+        self.chunk, self.max_running = chunk_size, max_running
         self.dp_size = runner.layout.dp_size
+        # One rank: decode keeps one step in flight (no peer ranks to keep in lockstep).
+        self.overlap = overlap and runner.layout.world == 1
         self.pools = [SlotPool(runner.kv.num_slots) for _ in range(self.dp_size)]
         self.inbox: queue.Queue[Request | None] = queue.Queue()
         self.waiting: list[Request] = []
@@ -86,8 +80,9 @@ class Scheduler:
             if step is None:
                 continue
             self.comms.broadcast_object(step)
-            if step.kind == "decode" and self.delay:
-                spin(self.delay)
+            if step.kind == "decode" and self.overlap:
+                self._decode_overlapped(step, owners)
+                continue
             tokens = self.runner.run_step(step)
             by_group = {0: tokens}
             if needs_token_gather(step):
@@ -95,6 +90,33 @@ class Scheduler:
                 for d in range(1, self.dp_size):
                     by_group[d] = gathered[d * self.runner.layout.group_size] or []
             self._deliver(owners, by_group)
+
+    def _decode_overlapped(self, step: Step, owners: list[list[Request]]) -> None:
+        """Decode with the next step enqueued before this one's tokens are read, as sglang's overlap
+        scheduler does: building steps and delivering tokens then hide behind the GPU, and TPOT is the
+        device's step time instead of device plus host (whose speed varies from process to process)."""
+        launched = self.runner.launch(step)
+        while True:
+            chain = self._can_chain(owners[0])
+            if chain:
+                nxt, nxt_owners = self._decode_step([GroupWork()], [[]], ahead=1)
+                assert nxt is not None
+                nxt_launched = self.runner.launch(nxt, chained=True)
+            self._deliver(owners, {0: self.runner.collect(launched)})
+            if not chain:
+                return
+            if any(req not in self.running for req in nxt_owners[0]):
+                # A request hit EOS: drop its token from the step already in flight, then step normally.
+                tokens = self.runner.collect(nxt_launched)
+                kept = [(r, t) for r, t in zip(nxt_owners[0], tokens, strict=True) if r in self.running]
+                self._deliver([[r for r, _ in kept]], {0: [t for _, t in kept]})
+                return
+            launched, owners = nxt_launched, nxt_owners
+
+    def _can_chain(self, reqs: list[Request]) -> bool:
+        """The same requests decode again, each with two tokens still to go, and nobody is waiting."""
+        return (not self.waiting and self.inbox.empty() and reqs == self.running
+                and all(r.max_new_tokens - len(r.output_ids) >= 2 for r in reqs))
 
     def fail_all(self, message: str) -> None:
         for req in self.waiting + self.running:
@@ -155,15 +177,17 @@ class Scheduler:
         """Slots the running requests of a DP group will still take."""
         return sum(len(r.input_ids) + r.max_new_tokens - len(r.slots) for r in self.running if r.dp_rank == dp_rank)
 
-    def _decode_step(self, groups: list[GroupWork],
-                     owners: list[list[Request]]) -> tuple[Step | None, list[list[Request]]]:
+    def _decode_step(self, groups: list[GroupWork], owners: list[list[Request]],
+                     ahead: int = 0) -> tuple[Step | None, list[list[Request]]]:
+        """One decode step over every running request; `ahead`=1 builds it while the previous step's
+        token is still on the device (its input id is a placeholder the runner replaces there)."""
         if not self.running:
             return None, owners
         for req in self.running:
-            pos = len(req.input_ids) + len(req.output_ids) - 1
+            pos = len(req.input_ids) + len(req.output_ids) - 1 + ahead
             req.slots += self.pools[req.dp_rank].alloc(1)
             work = groups[req.dp_rank]
-            work.input_ids.append(req.output_ids[-1])
+            work.input_ids.append(req.output_ids[-1] if not ahead else 0)
             work.positions.append(pos)
             work.out_slots.append(req.slots[pos])
             work.block_table.append(req.slots[:pos + 1])
