@@ -278,7 +278,8 @@ def _plain(value: Any) -> Any:
 
 def _target_version(config: RunConfig, base_url: str) -> dict[str, str | None]:
     if config.target == "reference":
-        return {"version": _package_version(), "commit": _git_commit()[0]}
+        # commit_time lets `harness history` order nightly results by commit without a commits file.
+        return {"version": _package_version(), "commit": _git_commit()[0], "commit_time": _git_commit_time()}
     for path in ("/get_server_info", "/server_info"):
         try:
             response = requests.get(base_url + path, timeout=5.0)
@@ -306,6 +307,15 @@ def _git_commit() -> tuple[str | None, bool | None]:
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit or None, bool(status.strip())
+
+
+def _git_commit_time() -> str | None:
+    """ISO 8601 committer time of the harness checkout's HEAD, or None outside git."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO_ROOT), "show", "-s", "--format=%cI", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _base_result(scenario: Scenario, config: RunConfig, workload: Workload, host: HostHardware) -> dict[str, Any]:

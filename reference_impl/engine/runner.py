@@ -220,6 +220,9 @@ class ModelRunner:
             torch.cuda._sleep(round(delay_us * self._sleep_cycles_per_us()))
             return
         deadline = time.perf_counter() + delay_us / 1e6
+        # Sleep through all but the last 0.5 ms (a sleep overshoots by tens of microseconds), spin the rest.
+        if delay_us > 1000:
+            time.sleep(delay_us / 1e6 - 0.0005)
         while time.perf_counter() < deadline:
             pass
 

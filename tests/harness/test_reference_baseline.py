@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ def test_harness_run_baseline_on_the_reference_engine(tmp_path):
     assert result["status"] == "ok", (result["failure"], done.stderr[-2000:])
     assert result["startup"]["outcome"] == "ok"
     assert result["target"]["kind"] == "reference"
+    # harness history orders nightly results by the target's commit time (an ISO 8601 string here).
+    assert dt.datetime.fromisoformat(result["target"]["commit_time"]).tzinfo is not None
+    assert result["server"]["pinning"] == {"server": None, "client": None}
     assert done.returncode == (1 if result["oracle"]["ok"] is False else 0)
     for key in ("ttft_ms", "tpot_ms"):
         assert result["summary"][key]["n"] == 2
