@@ -21,41 +21,12 @@ from harness.gate.config import load_config
 pytestmark = pytest.mark.timeout(400)
 
 
-# The baseline model and server, with short prompts and outputs so four server starts fit in CI.
-SHORT_SCENARIO = """
-name = "gate-calibration-short"
-description = "baseline with 16-token prompts and outputs, for the gate's CI calibration"
-model = "tiny-qwen3-moe"
-targets = ["reference"]
-
-[server_args]
-tp_size = 1
-cuda_graph_max_bs = 4
-chunked_prefill_size = 4096
-max_running_requests = 4
-disable_radix_cache = true
-
-[env]
-
-[workload]
-input_len = 16
-output_len = 16
-warmups = 1
-requests = 16
-
-[hardware.reference]
-gpus = 0
-
-[oracle]
-dispatch_dtype = "bf16"
-local_num_tokens = 1
-"""
+# The baseline model and server with 16-token prompts and outputs, so four server starts fit in CI.
+SHORT_SCENARIO = Path(__file__).resolve().parent / "gate-calibration-short.toml"
 
 
 def test_short_calibration_on_reference_engine(tmp_path: Path, benchmark) -> None:
-    scenario = tmp_path / "gate-calibration-short.toml"
-    scenario.write_text(SHORT_SCENARIO, encoding="utf-8")
-    plan = CalibrationPlan(out=tmp_path / "calibration", scenario=str(scenario), slowdowns=(0.30,), pool_rounds=3,
+    plan = CalibrationPlan(out=tmp_path / "calibration", scenario=str(SHORT_SCENARIO), slowdowns=(0.30,), pool_rounds=3,
                            pool_requests=12, warmups=1, request_counts=(24,), rounds=3, trials=60,
                            thresholds=(0.02,))
     pools = benchmark.pedantic(collect, args=(plan,), rounds=1, iterations=1)

@@ -18,9 +18,10 @@ from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
 from harness.gate.report import markdown, verdict_json, write_atomic, write_json
 
-# Interleaving defaults from the H100 calibration (docs/gate.md): request-to-request noise of the
-# per-request TPOT is ~6%, so ~450 requests per side bring the interval's half-width near 1%;
-# server starts are the expensive part (sglang: minutes), so few rounds and many requests.
+# Interleaving defaults (docs/gate.md, Calibration): on the H200 the reference engine's per-request
+# TPOT varies by 0.2-0.7% and a 2% slowdown is caught from 60 requests per side; 150 per round keeps
+# a margin for noisier servers (per-request noise of ~6% was seen before the overlapped decode loop).
+# Server starts are the expensive part (sglang: minutes), so few rounds and many requests.
 DEFAULT_ROUNDS = 3
 DEFAULT_REQUESTS = 150
 
