@@ -105,17 +105,19 @@ class Scheduler:
             self._deliver(owners, {0: self.runner.collect(launched)})
             if not chain:
                 return
-            if any(req not in self.running for req in nxt_owners[0]):
+            running = {id(r) for r in self.running}
+            if any(id(req) not in running for req in nxt_owners[0]):
                 # A request hit EOS: drop its token from the step already in flight, then step normally.
                 tokens = self.runner.collect(nxt_launched)
-                kept = [(r, t) for r, t in zip(nxt_owners[0], tokens, strict=True) if r in self.running]
+                kept = [(r, t) for r, t in zip(nxt_owners[0], tokens, strict=True) if id(r) in running]
                 self._deliver([[r for r, _ in kept]], {0: [t for _, t in kept]})
                 return
             launched, owners = nxt_launched, nxt_owners
 
     def _can_chain(self, reqs: list[Request]) -> bool:
         """The same requests decode again, each with two tokens still to go, and nobody is waiting."""
-        return (not self.waiting and self.inbox.empty() and reqs == self.running
+        same = len(reqs) == len(self.running) and all(a is b for a, b in zip(reqs, self.running, strict=True))
+        return (same and not self.waiting and self.inbox.empty()
                 and all(r.max_new_tokens - len(r.output_ids) >= 2 for r in reqs))
 
     def fail_all(self, message: str) -> None:
