@@ -38,6 +38,8 @@ class RunConfig:
     resume: bool = False
     # Where the per-GPU lock files live; None: $HARNESS_LOCK_DIR or the system temp dir (harness/lock.py).
     lock_dir: Path | None = None
+    # The caller already holds the machine's harness lock for this run (harness gate, across its rounds).
+    lock_held: bool = False
     # Cores for the server tree and the client (harness/affinity.py); the default leaves both to the OS.
     pinning: Pinning = field(default_factory=Pinning)
 

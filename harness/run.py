@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
@@ -462,10 +463,11 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
     """
     host = detect_host()
     names = [s.name for s in scenarios]
-    lock = GpuLock(config.lock_dir or default_lock_dir(), lock_scope(os.environ, len(host.gpus)), config.out_dir)
+    lock = None if config.lock_held else GpuLock(config.lock_dir or default_lock_dir(),
+                                                 lock_scope(os.environ, len(host.gpus)), config.out_dir)
     results = []
-    with InterruptGuard() as guard, lock:
-        for note in lock.notes:
+    with InterruptGuard() as guard, lock or contextlib.nullcontext():
+        for note in lock.notes if lock else []:
             console.print(f"[yellow]{escape(note)}[/]")
         config.out_dir.mkdir(parents=True, exist_ok=True)
         plan = plan_resume(config.out_dir, names) if config.resume else None

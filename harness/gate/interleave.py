@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ class InterleavePlan:
     target: str
     out: Path
     order: str = "abba"  # "abba": A B, B A, A B ...; "abab": A B, A B ...
-    lock_wait_s: float = 900.0  # how long a round waits for another harness run to release the machine
+    lock_wait_s: float = 900.0  # how long the gate waits for another harness run to release the machine
     pinning: Pinning = field(default_factory=Pinning)
 
 
@@ -44,8 +46,19 @@ RunSide = Callable[[InterleavePlan, SideRound], None]
 
 
 def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tuple[Path, Path]:
-    """Run every round base then head; return the base and head directories of round run dirs."""
+    """Run every round base then head; return the base and head directories of round run dirs.
+
+    Real rounds (harness_run_side) hold the machine's harness lock from the first round to the last,
+    so no other harness run can slip in between a base and a head round.
+    """
     run_side = run_side or harness_run_side
+    held = machine_lock(plan) if run_side is harness_run_side else contextlib.nullcontext()
+    with held:
+        _run_rounds(plan, run_side)
+    return plan.out / "base", plan.out / "head"
+
+
+def _run_rounds(plan: InterleavePlan, run_side: RunSide) -> None:
     for i in range(plan.rounds):
         for side, cmd in round_order(plan, i):
             side_round = SideRound(side, i, cmd, plan.out / side / f"round-{i:02d}")
@@ -56,7 +69,28 @@ def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tu
             except Exception as exc:  # the harness itself failed, not the server it measured
                 raise GateInputError(f"{side_round.run_dir}: harness run failed for the {side} side, round {i}: "
                                      f"{type(exc).__name__}: {exc}") from exc
-    return plan.out / "base", plan.out / "head"
+
+
+@contextlib.contextmanager
+def machine_lock(plan: InterleavePlan) -> Iterator[None]:
+    """The harness lock of this machine's GPUs (or CPU host), waiting up to plan.lock_wait_s for it."""
+    from harness.hardware import detect_host
+    from harness.lock import GpuLock, LockHeldError, default_lock_dir, lock_scope
+
+    lock = GpuLock(default_lock_dir(), lock_scope(os.environ, len(detect_host().gpus)), plan.out)
+    deadline = time.monotonic() + plan.lock_wait_s
+    while True:
+        try:
+            lock.__enter__()
+            break
+        except LockHeldError as exc:
+            if time.monotonic() >= deadline:
+                raise GateInputError(f"{plan.out}: {exc} (waited {plan.lock_wait_s:.0f} s)") from exc
+            time.sleep(LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def round_order(plan: InterleavePlan, index: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -74,7 +108,6 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
     from rich.console import Console
 
     from harness.config import RunConfig
-    from harness.lock import LockHeldError
     from harness.run import run_all
     from harness.scenario import ScenarioError, load_scenario
 
@@ -82,17 +115,9 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
         scenarios = [load_scenario(name) for name in plan.scenarios]
     except ScenarioError as exc:
         raise GateInputError(str(exc)) from exc
+    # run_interleaved holds the machine lock for all rounds (machine_lock).
     config = RunConfig(out_dir=side_round.run_dir, scenarios=tuple(s.name for s in scenarios), target=plan.target,
                        requests=plan.requests, warmups=plan.warmups, launcher=side_round.server_cmd,
-                       progress=False, pinning=plan.pinning)
+                       progress=False, pinning=plan.pinning, lock_held=True)
     argv = ["harness", "gate", f"--{side_round.side}-cmd", " ".join(side_round.server_cmd), *plan.scenarios]
-    # Another harness run may hold the machine's lock between our rounds: wait for it, with a deadline.
-    deadline = time.monotonic() + plan.lock_wait_s
-    while True:
-        try:
-            run_all(config, scenarios, argv, Console(stderr=True, quiet=True))
-            return
-        except LockHeldError as exc:
-            if time.monotonic() >= deadline:
-                raise GateInputError(f"{side_round.run_dir}: {exc} (waited {plan.lock_wait_s:.0f} s)") from exc
-            time.sleep(LOCK_POLL_S)
+    run_all(config, scenarios, argv, Console(stderr=True, quiet=True))

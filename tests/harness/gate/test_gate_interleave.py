@@ -75,9 +75,23 @@ def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
                           lock_wait_s=0.0)
     scope = lock_scope(os.environ, len(detect_host().gpus))  # the scope run_all will ask for
     with GpuLock(default_lock_dir(), scope, tmp_path / "other-run"), \
-            pytest.raises(Exception, match=r"round-00: .*harness pid"):
+            pytest.raises(Exception, match=r"runs: .*harness pid .* \(waited 0 s\)"):
         run_interleaved(plan, harness_run_side)
     assert not (tmp_path / "runs" / "base" / "round-00" / "manifest.json").exists()
+
+
+def test_the_gate_holds_the_machine_lock_from_the_first_round_to_the_last(tmp_path: Path) -> None:
+    from harness.gate.interleave import machine_lock
+    from harness.hardware import detect_host
+    from harness.lock import GpuLock, LockHeldError, default_lock_dir, lock_scope
+
+    plan = InterleavePlan(("baseline",), ("a",), ("b",), 2, None, None, "reference", tmp_path / "runs")
+    other = GpuLock(default_lock_dir(), lock_scope(os.environ, len(detect_host().gpus)), tmp_path / "other-run")
+    with machine_lock(plan):
+        with pytest.raises(LockHeldError, match="harness pid"):  # another run is kept out between rounds
+            other.acquire()
+    other.acquire()  # released when the gate is done
+    other.release()
 
 
 def test_abab_order_runs_base_first_every_round(tmp_path: Path) -> None:
