@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disable-attn-tp-gather", action="store_true")
     p.add_argument("--disable-cuda-graph", action="store_true")
     p.add_argument("--disable-overlap-schedule", action="store_true",
-                   help="decode one step at a time (one-rank engines otherwise keep the next step in flight)")
+                   help="decode one step at a time (one-rank CUDA engines otherwise keep the next step in flight)")
+    p.add_argument("--enable-overlap-schedule", action="store_true",
+                   help="overlapped decode on the CPU too, where nothing runs asynchronously (tests its logic)")
     p.add_argument("--max-total-tokens", type=_positive, default=None)
     p.add_argument("--context-length", type=_positive, default=None)
     p.add_argument("--random-seed", dest="seed", type=int, default=0)
@@ -96,7 +98,7 @@ def parse_config(argv: Sequence[str], environ: dict[str, str] | None = None) -> 
     return EngineConfig(
         model_path=ns.model_path, server_args=server_args, fixes=FixSet.reverting(ns.revert_fix),
         host=ns.host, port=ns.port, device=ns.device, disable_cuda_graph=ns.disable_cuda_graph,
-        disable_overlap_schedule=ns.disable_overlap_schedule,
+        overlap_schedule=not ns.disable_overlap_schedule and (ns.device == "cuda" or ns.enable_overlap_schedule),
         inject_decode_delay_us=ns.inject_decode_delay_us, device_memory_gib=device_memory,
         max_total_tokens=ns.max_total_tokens, context_length=ns.context_length, seed=ns.seed,
         env=env, ignored_flags=ignored,

@@ -27,7 +27,8 @@ class EngineConfig:
     port: int = 30000
     device: str = "cpu"
     disable_cuda_graph: bool = False
-    disable_overlap_schedule: bool = False
+    # Overlapped decode (docs/engine.md): default on CUDA; on a CPU every step is synchronous anyway.
+    overlap_schedule: bool = False
     inject_decode_delay_us: int = 0
     # Capacity of the simulated device on CPU; on CUDA an optional cap of the real allocator.
     device_memory_gib: float | None = None
@@ -54,7 +55,7 @@ class EngineConfig:
         out: dict[str, object] = dataclasses.asdict(self.server_args)
         out.update(
             model_path=self.model_path, host=self.host, port=self.port, device=self.device,
-            disable_cuda_graph=self.disable_cuda_graph, disable_overlap_schedule=self.disable_overlap_schedule,
+            disable_cuda_graph=self.disable_cuda_graph, overlap_schedule=self.overlap_schedule,
             inject_decode_delay_us=self.inject_decode_delay_us,
             device_memory_gib=self.device_memory_gib, max_total_tokens=self.max_total_tokens,
             context_length=self.context_length, random_seed=self.seed,

@@ -115,7 +115,7 @@ def _engine_main(config: EngineConfig, state: ServerState, master_port: int | No
     try:
         rank = build_rank(config, 0, master_port)
         scheduler = Scheduler(rank.runner, rank.comms, rank.spec.eos_token_id, rank.plan.resolved.chunked_prefill_size,
-                              config.max_running_requests, overlap=not config.disable_overlap_schedule)
+                              config.max_running_requests, overlap=config.overlap_schedule)
         scheduler.on_running_changed = state.metrics.set_running
         # The device's real size is known only now: report the values the ranks actually run with.
         state.info.update(plan_info(rank.plan), max_total_num_tokens=rank.runner.max_total_tokens)

@@ -53,7 +53,7 @@ def needs_token_gather(step: Step) -> bool:
 
 class Scheduler:
     def __init__(self, runner: ModelRunner, comms: Comms, eos_token_id: int | None, chunk_size: int,
-                 max_running: int, overlap: bool = True) -> None:
+                 max_running: int, overlap: bool = False) -> None:
         self.runner, self.comms, self.eos = runner, comms, eos_token_id
         self.chunk, self.max_running = chunk_size, max_running
         self.dp_size = runner.layout.dp_size

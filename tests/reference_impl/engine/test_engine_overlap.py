@@ -38,7 +38,7 @@ def test_overlapped_decode_matches_the_plain_loop(start_engine: Any, micro_model
     model.mkdir()
     (model / "config.json").write_text(json.dumps({**MICRO_CONFIG, "eos_token_id": expected[eos_at]}))
 
-    overlapped = start_engine(["--model-path", str(model)])
+    overlapped = start_engine(["--model-path", str(model), "--enable-overlap-schedule"])
     overlapped.wait_ready()
     assert _generate(overlapped, PROMPT, 24) == (expected, {"type": "length", "length": 24})
     assert _generate(overlapped, OTHER, 12)[0] == other_expected
