@@ -79,6 +79,7 @@ class ModelRunner:
         logger.info(f"KV Cache is allocated. #tokens: {slots - 1}, KV size: {slots * per_slot / GIB:.2f} GB")
         self.graphs: dict[int, _Graph] = {}
         self.graph_pool: torch.Tensor | None = None
+        # Greedy tokens of the last step, one row per sampled request (at most max_running_requests).
         self.next_ids = torch.zeros(max(1, config.max_running_requests), dtype=torch.long, device=self.device)
         pinned = self.device.type == "cuda"
         self.out_host = [torch.zeros(self.next_ids.numel(), dtype=torch.long, pin_memory=pinned) for _ in range(2)]
@@ -188,16 +189,12 @@ class ModelRunner:
         k = len(work.sample_rows)
         if not k:
             return Launched(None, None)
-        if self.next_ids.numel() < k:
-            self.next_ids = torch.zeros(k, dtype=torch.long, device=self.device)
         ids = self.next_ids[:k]
         torch.argmax(logits[:k], dim=-1, out=ids)
         if self.device.type != "cuda":
             return Launched(ids.clone(), None)
         # Two pinned buffers: step i's copy must survive until collect(i), while step i+1 is in flight.
         self.out_flip ^= 1
-        if self.out_host[self.out_flip].numel() < k:
-            self.out_host[self.out_flip] = torch.zeros(k, dtype=torch.long, pin_memory=True)
         host = self.out_host[self.out_flip][:k]
         host.copy_(ids, non_blocking=True)
         done = torch.cuda.Event()
@@ -279,6 +276,7 @@ class ModelRunner:
         graph = self.graphs.get(n)
         if graph is not None:  # CUDA: _Graph.replay stages the inputs straight into its static batch
             return graph.batch, graph
+        # CPU stand-in for a graph replay: the dummy batch with this step's rows written in.
         batch = self._dummy_decode(n, self.plan.capture_global_num_tokens(n))
         b = work.num_tokens
         if b:
@@ -286,11 +284,12 @@ class ModelRunner:
             batch.positions[:b] = self._long(work.positions)
             batch.out_slots[:b] = self._long(work.out_slots)
             width = max(len(r) for r in work.block_table)
-            assert batch.block_table is not None and batch.seq_lens is not None
-            if self.device.type != "cuda":  # no static shape to keep: size the table to the longest request
-                batch.block_table = torch.zeros(n, width, dtype=torch.long, device=self.device)
+            assert batch.seq_lens is not None
+            # No static shape to keep on the CPU: size the table to the longest request.
+            batch.block_table = torch.zeros(n, width, dtype=torch.long, device=self.device)
             batch.block_table[:b, :width] = self._long([r + [0] * (width - len(r)) for r in work.block_table])
             batch.seq_lens[:b] = self._long(work.seq_lens)
+        batch.quiet = True  # a replay runs no Python on a GPU, so its CPU stand-in writes no dispatch records
         return batch, None
 
     def _dummy_decode(self, n: int, global_num_tokens: list[int] | None) -> ForwardBatch:
@@ -336,7 +335,7 @@ class _Graph:
         self.runner, self.batch, self.graph, self.logits = runner, batch, graph, logits
         assert batch.block_table is not None
         n, width = batch.block_table.shape
-        self.rows, self.width = n, width
+        self.rows = n
         # One pinned staging buffer for every input (ids, positions, slots, seq lens, block table) and one
         # async copy per step: separate pageable copies made the host part of a BS=1 step vary 0.23-0.48 ms
         # from one process to the next on an H200, with the graph replay itself steady to 0.3%.
@@ -394,8 +393,6 @@ class _Graph:
             s.block_table[:, width: self.table_width].zero_()
         self.table_width = width
         self.graph.replay()
-
-
 
 def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
     seen: dict[int, torch.Tensor] = {}
