@@ -1,4 +1,4 @@
-"""CPU pinning of the server and the client: fixed cores make one server start time like the next.
+"""CPU pinning of the server and the client, to keep them off each other's cores (and off others').
 
 `python -m harness.affinity CPUS -- ARGV...` pins itself and then execs ARGV (same pid, so the
 process group and the logs stay the harness's), which pins every thread the server ever starts.
@@ -79,8 +79,8 @@ def parse_pinning(spec: str, option: str = "--pin", usable: frozenset[int] | Non
 def auto_pinning(usable: frozenset[int]) -> Pinning:
     """The client on the highest usable core, the server on the rest; no pinning below 3 cores.
 
-    Core 0 stays with the server side too: pinning only keeps the two from trading places and
-    from sharing one core, which is what moved TPOT from one server start to the next.
+    It only keeps the two from sharing a core; on an H200 it did not narrow the start-to-start TPOT
+    spread (bench/start_noise.py), so it is not the default.
     """
     if len(usable) < 3:
         return Pinning()
