@@ -15,6 +15,7 @@ BENCH = "bench/test_e2e_latency.py"
 THRESHOLD = "median:5%"
 # The injected slowdown is sized from the measured baseline: ~6x the 5% threshold on any machine.
 TARGET_SLOWDOWN = 0.30
+AA_ATTEMPTS = 3
 
 
 def run_bench(storage: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -23,34 +24,44 @@ def run_bench(storage: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def saved_run(storage: Path) -> dict:
-    files = sorted(storage.glob("*/0001_*.json"))
+def saved_run(storage: Path, run_id: str) -> dict:
+    files = sorted(storage.glob(f"*/{run_id}_*.json"))
     assert len(files) == 1, files
     return json.loads(files[0].read_text())
+
+
+def aa_pair(storage: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Save a base run, then rerun unchanged against it under the 5% gate; returns the base's run id."""
+    base = run_bench(storage, "--benchmark-save=base")
+    assert base.returncode == 0, base.stdout + base.stderr
+    run_id = sorted(storage.glob("*/*_base.json"))[-1].name[:4]
+    return run_id, run_bench(storage, f"--benchmark-compare={run_id}", f"--benchmark-compare-fail={THRESHOLD}")
 
 
 @pytest.mark.slow
 def test_compare_fails_on_an_injected_decode_delay_and_passes_an_aa_rerun(tmp_path: Path) -> None:
     storage = tmp_path / "benchmarks"
-    base = run_bench(storage, "--benchmark-save=base")
-    assert base.returncode == 0, base.stdout + base.stderr
-    bench = saved_run(storage)["benchmarks"][0]
+    # A/A on a shared 2-core VM: each run is one server start, and a neighbour's burst moved a whole run's
+    # median by 10% (CI, 2026-11-30: 182 -> 200 ms, and the retry against the same old base failed too).
+    # So every attempt is a fresh base and its rerun back to back, in one noise window; three attempts
+    # failing in a row is a real problem. Every attempt's saved run stays in storage.
+    attempts: list[subprocess.CompletedProcess[str]] = []
+    for _ in range(AA_ATTEMPTS):
+        run_id, rerun = aa_pair(storage)
+        attempts.append(rerun)
+        if attempts[-1].returncode == 0:
+            break
+    assert attempts[-1].returncode == 0, (f"A/A rerun failed the 5% gate {len(attempts)} times in a row:\n"
+                                          + "\n".join(a.stdout[-1500:] for a in attempts))
+    bench = saved_run(storage, run_id)["benchmarks"][0]
     assert bench["name"] == "test_bs1_request_latency"
     info = bench["extra_info"]
     assert info["ttft_ms_median"] > 0 and info["tpot_ms_median"] > 0 and info["batch_size"] == 1
     median_ms = bench["stats"]["median"] * 1000.0
     decode_steps = info["output_len"] - 1
 
-    # A/A: one more try when the first rerun fails. Each run is one server start, and on a shared 2-core
-    # VM a neighbour's burst moved a whole run's median by 10% while both runs' minimum stayed at
-    # 227 ms (2026-11-30); a second A/A failure in a row is a real problem.
-    same = run_bench(storage, "--benchmark-compare=0001", f"--benchmark-compare-fail={THRESHOLD}")
-    if same.returncode != 0:
-        same = run_bench(storage, "--benchmark-compare=0001", f"--benchmark-compare-fail={THRESHOLD}")
-    assert same.returncode == 0, "A/A rerun failed the 5% gate twice:\n" + same.stdout[-3000:]
-
     delay_us = max(200, round(TARGET_SLOWDOWN * median_ms * 1000.0 / decode_steps))
-    slow = run_bench(storage, "--benchmark-compare=0001", f"--benchmark-compare-fail={THRESHOLD}",
+    slow = run_bench(storage, f"--benchmark-compare={run_id}", f"--benchmark-compare-fail={THRESHOLD}",
                      f"--engine-arg=--inject-decode-delay-us={delay_us}")
     assert slow.returncode != 0, f"a {delay_us} us/step delay passed the gate:\n" + slow.stdout[-3000:]
     assert "Performance has regressed" in slow.stdout + slow.stderr
