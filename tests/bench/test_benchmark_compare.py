@@ -1,5 +1,13 @@
 """pytest-benchmark compare over the live-server latency benchmark: an injected decode delay fails
-`--benchmark-compare-fail=median:5%`, an A/A rerun passes."""
+`--benchmark-compare-fail=median:5%`, an A/A rerun passes.
+
+The subject is the compare gate on the live benchmark, not the CPU engine's speed, and a shared 2-core
+VM's speed swings by 30-50% in windows of seconds (bench/machine_steadiness.py, results/noise): medians
+of unpaced runs moved up to 38% between back-to-back runs and a single A/A pair failed 5% in 1 of 5 to 6
+of 12 tries. So every run here paces each decode step with a fixed sleep (the engine's own
+--inject-decode-delay-us), which makes ~80% of the request time time that the machine's speed cannot
+move: paced medians moved at most 3.5% between 10 back-to-back runs (2026-11-30).
+"""
 
 from __future__ import annotations
 
@@ -13,17 +21,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = "bench/test_e2e_latency.py"
 THRESHOLD = "median:5%"
-# The injected slowdown is sized from the measured baseline to double the request time: on a shared VM
-# whose speed swings by up to ~50% over seconds, a base saved in a slow window and a slowed run in a fast
-# one must still differ by far more than the 5% threshold.
-TARGET_SLOWDOWN = 1.0
-# Fresh A/A pairs tried before the test fails: one pair failed 5% in 1 of 5 to 6 of 12 tries on that VM.
-AA_ATTEMPTS = 8
+PACE_US = 100_000
+# The injected slowdown, on top of the pace, is sized from the measured paced baseline: 6x the threshold.
+TARGET_SLOWDOWN = 0.30
+# Fresh A/A pairs tried before the test fails, for a rare burst longer than a run; none was needed in
+# 10 paced runs, and a systematic A/A failure (a rerun always slower, a compare that always fails) fails all.
+AA_ATTEMPTS = 3
 
 
-def run_bench(storage: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_bench(storage: Path, *extra: str, delay_us: int = PACE_US) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "pytest", BENCH, "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-            f"--benchmark-storage=file://{storage}", "--benchmark-columns=min,median,max,rounds", *extra]
+            f"--benchmark-storage=file://{storage}", "--benchmark-columns=min,median,max,rounds",
+            f"--engine-arg=--inject-decode-delay-us={delay_us}", *extra]
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -44,29 +53,27 @@ def aa_pair(storage: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
 @pytest.mark.slow
 def test_compare_fails_on_an_injected_decode_delay_and_passes_an_aa_rerun(tmp_path: Path) -> None:
     storage = tmp_path / "benchmarks"
-    # A/A on a shared 2-core VM: the machine's speed swings by 30-50% in windows of 2-4 s, for a plain
-    # single-threaded matmul loop too (2026-11-30), so one run's median lands in a fast or a slow window
-    # and CI's rerun failed twice against one old base (182 -> 200 ms). Every attempt is therefore a fresh
-    # base and its rerun back to back. What this still catches is a systematic A/A failure (a rerun that is
-    # always slower, a compare that always fails), which fails every attempt. Every base stays in storage.
+    # Each attempt is a fresh base and its rerun back to back, in one noise window; every base stays saved.
     attempts: list[subprocess.CompletedProcess[str]] = []
     for _ in range(AA_ATTEMPTS):
         run_id, rerun = aa_pair(storage)
         attempts.append(rerun)
-        if attempts[-1].returncode == 0:
+        if rerun.returncode == 0:
             break
     assert attempts[-1].returncode == 0, (f"A/A rerun failed the 5% gate {len(attempts)} times in a row:\n"
                                           + "\n".join(a.stdout[-1500:] for a in attempts))
     bench = saved_run(storage, run_id)["benchmarks"][0]
     assert bench["name"] == "test_bs1_request_latency"
     info = bench["extra_info"]
-    assert info["ttft_ms_median"] > 0 and info["tpot_ms_median"] > 0 and info["batch_size"] == 1
+    assert info["ttft_ms_median"] > 0 and info["batch_size"] == 1
+    # The pace shows in TPOT: each decode step sleeps PACE_US.
+    assert info["tpot_ms_median"] >= PACE_US / 1000.0
     median_ms = bench["stats"]["median"] * 1000.0
     decode_steps = info["output_len"] - 1
 
-    delay_us = max(200, round(TARGET_SLOWDOWN * median_ms * 1000.0 / decode_steps))
+    delay_us = PACE_US + round(TARGET_SLOWDOWN * median_ms * 1000.0 / decode_steps)
     slow = run_bench(storage, f"--benchmark-compare={run_id}", f"--benchmark-compare-fail={THRESHOLD}",
-                     f"--engine-arg=--inject-decode-delay-us={delay_us}")
+                     delay_us=delay_us)
     assert slow.returncode != 0, f"a {delay_us} us/step delay passed the gate:\n" + slow.stdout[-3000:]
     assert "Performance has regressed" in slow.stdout + slow.stderr
     assert "Field 'median' has failed PercentageRegressionCheck" in slow.stdout + slow.stderr
