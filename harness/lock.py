@@ -129,6 +129,11 @@ class GpuLock:
         self._held: list[Path] = []
         self._previous_token: str | None = None
 
+    @classmethod
+    def for_machine(cls, gpu_count: int, run_dir: Path, lock_dir: Path | None = None) -> GpuLock:
+        """The lock every harness run on this machine takes: its visible GPUs (or the CPU host)."""
+        return cls(lock_dir or default_lock_dir(), lock_scope(os.environ, gpu_count), run_dir)
+
     def path(self, key: str) -> Path:
         return self.lock_dir / f"{key}.lock"
 

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
 from harness.gpu_leak import check_leaks
 from harness.hardware import HostHardware, detect_host, unmet_reason
-from harness.lock import GpuLock, LockHeldError, default_lock_dir, lock_scope
+from harness.lock import GpuLock, LockHeldError
 from harness.manifest import MANIFEST_FILE, Manifest, now_iso
 from harness.metrics import scrape, server_side
 from harness.report import RichProgress, explain, summary_table
@@ -463,8 +462,7 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
     """
     host = detect_host()
     names = [s.name for s in scenarios]
-    lock = None if config.lock_held else GpuLock(config.lock_dir or default_lock_dir(),
-                                                 lock_scope(os.environ, len(host.gpus)), config.out_dir)
+    lock = None if config.lock_held else GpuLock.for_machine(len(host.gpus), config.out_dir, config.lock_dir)
     results = []
     with InterruptGuard() as guard, lock or contextlib.nullcontext():
         for note in lock.notes if lock else []:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,22 +74,20 @@ def _run_rounds(plan: InterleavePlan, run_side: RunSide) -> None:
 def machine_lock(plan: InterleavePlan) -> Iterator[None]:
     """The harness lock of this machine's GPUs (or CPU host), waiting up to plan.lock_wait_s for it."""
     from harness.hardware import detect_host
-    from harness.lock import GpuLock, LockHeldError, default_lock_dir, lock_scope
+    from harness.lock import GpuLock, LockHeldError
 
-    lock = GpuLock(default_lock_dir(), lock_scope(os.environ, len(detect_host().gpus)), plan.out)
+    lock = GpuLock.for_machine(len(detect_host().gpus), plan.out)
     deadline = time.monotonic() + plan.lock_wait_s
-    while True:
-        try:
-            lock.__enter__()
-            break
-        except LockHeldError as exc:
-            if time.monotonic() >= deadline:
-                raise GateInputError(f"{plan.out}: {exc} (waited {plan.lock_wait_s:.0f} s)") from exc
-            time.sleep(LOCK_POLL_S)
-    try:
+    with contextlib.ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(lock)
+                break
+            except LockHeldError as exc:
+                if time.monotonic() >= deadline:
+                    raise GateInputError(f"{plan.out}: {exc} (waited {plan.lock_wait_s:.0f} s)") from exc
+                time.sleep(LOCK_POLL_S)
         yield
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def round_order(plan: InterleavePlan, index: int) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -69,12 +68,12 @@ def test_harness_error_is_infrastructure_naming_the_round(tmp_path: Path) -> Non
 def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
     from harness.gate.interleave import harness_run_side
     from harness.hardware import detect_host
-    from harness.lock import GpuLock, default_lock_dir, lock_scope
+    from harness.lock import GpuLock
 
     plan = InterleavePlan(("baseline",), (_cmd(),), (_cmd(),), 1, 8, 0, "reference", tmp_path / "runs",
                           lock_wait_s=0.0)
-    scope = lock_scope(os.environ, len(detect_host().gpus))  # the scope run_all will ask for
-    with GpuLock(default_lock_dir(), scope, tmp_path / "other-run"), \
+    # The lock another harness run on this machine holds (run_all takes the same one).
+    with GpuLock.for_machine(len(detect_host().gpus), tmp_path / "other-run"), \
             pytest.raises(Exception, match=r"runs: .*harness pid .* \(waited 0 s\)"):
         run_interleaved(plan, harness_run_side)
     assert not (tmp_path / "runs" / "base" / "round-00" / "manifest.json").exists()
@@ -83,10 +82,10 @@ def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
 def test_the_gate_holds_the_machine_lock_from_the_first_round_to_the_last(tmp_path: Path) -> None:
     from harness.gate.interleave import machine_lock
     from harness.hardware import detect_host
-    from harness.lock import GpuLock, LockHeldError, default_lock_dir, lock_scope
+    from harness.lock import GpuLock, LockHeldError
 
     plan = InterleavePlan(("baseline",), ("a",), ("b",), 2, None, None, "reference", tmp_path / "runs")
-    other = GpuLock(default_lock_dir(), lock_scope(os.environ, len(detect_host().gpus)), tmp_path / "other-run")
+    other = GpuLock.for_machine(len(detect_host().gpus), tmp_path / "other-run")
     # Another run is kept out for as long as the gate runs its rounds.
     with machine_lock(plan), pytest.raises(LockHeldError, match="harness pid"):
         other.acquire()
