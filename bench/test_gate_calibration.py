@@ -5,8 +5,8 @@ A/A and one A/B pool (+50% of TPOT injected as decode delay), three interleaved 
 20% from one server start to the next (A/A pools measured -0.8% to +20.6%), so the checks are the
 gate's guarantees under any noise: A/A pairs are not called regressions, and a +50% slowdown is never
 called `no_change` or `improvement` (on a quiet runner it is a `regression`; under heavy noise the gate
-may say `inconclusive`). The rates are recorded for the benchmark history. The long form, 1-10% slowdowns and more rounds, is
-`python bench/calibrate_gate.py` (docs/gate.md).
+may say `inconclusive`). The rates are recorded for the benchmark history. The long form, 1-10%
+slowdowns and more rounds, is `python bench/calibrate_gate.py` (docs/gate.md).
 """
 
 from __future__ import annotations
