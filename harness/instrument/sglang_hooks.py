@@ -29,9 +29,11 @@ _GATHER_FUNCS = ("require_attn_tp_gather", "require_mlp_tp_gather", "require_gat
 class Probe:
     """Per-process probe state: the lazily opened writer, capture nesting, eager-call budgets."""
 
-    def __init__(self, directory: str, target: str, eager_calls: int) -> None:
+    def __init__(self, directory: str, target: str, eager_calls: int, target_version: str | None = None) -> None:
         self.directory = directory
         self.target = target
+        # Known up front when the probe is driven outside an installed sglang (harness/upstream).
+        self.target_version = target_version
         self.eager_calls = eager_calls
         self.capturing = 0
         self._writer: RecordWriter | None = None
@@ -55,8 +57,14 @@ class Probe:
     def _open(self) -> RecordWriter:
         # Opened on the first record, so processes that never touch sglang leave no file behind.
         self._writer = RecordWriter(self.directory, rank=int(os.environ.get(ENV_RANK, "0")))
-        self._writer.write("process_start", target=self.target, target_version=_sglang_version())
+        self._writer.write("process_start", target=self.target,
+                           target_version=self.target_version or _sglang_version())
         return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def once(self, key: str) -> bool:
         """True the first time `key` is seen in this process."""
@@ -93,7 +101,7 @@ class Probe:
         on_import: dict[str, list[Callable[[ModuleType], None]]] = {}
         for target in TARGETS:
             for cand in target.candidates:
-                on_import.setdefault(cand.module, []).append(functools.partial(self._hook, target, cand))
+                on_import.setdefault(cand.module, []).append(functools.partial(self.hook, target, cand))
         return PostImportFinder(on_import, on_spec={"sglang": self._check_tree})
 
     def _check_tree(self, _name: str, spec: Any) -> None:
@@ -113,7 +121,8 @@ class Probe:
             self.write("hook_missing", target=target.name,
                        reason=f"no module {modules} in sglang {_sglang_version()} at {root}")
 
-    def _hook(self, target: HookTarget, cand: Candidate, module: ModuleType) -> None:
+    def hook(self, target: HookTarget, cand: Candidate, module: Any) -> None:
+        """Wrap `cand`'s attributes in `module` (a module object or anything with the same attributes)."""
         chosen = self.chosen.get(target.name)
         if chosen is not None and chosen != cand:
             return  # an older layout's module that this version still has; the chosen one is hooked
@@ -204,7 +213,7 @@ def _install_dispatch(probe: Probe, module: ModuleType, cand: Candidate) -> None
             out = original(self, *args, **kwargs)
             if probe.should_record("dispatch"):
                 hidden_states = args[0] if args else kwargs.get("hidden_states")
-                dp_global = _dp_global_num_tokens()
+                dp_global = _dp_global_num_tokens(module)
                 probe.write("dispatch", phase=probe.phase(),
                             runtime_max_tokens_per_rank=getattr(self, "runtime_max_tokens_per_rank", None),
                             local_num_tokens=_rows(hidden_states), dp_global_num_tokens=dp_global)
@@ -390,9 +399,13 @@ def _rows(tensor: Any) -> Any:
     return _try(lambda: int(tensor.shape[0]))
 
 
-def _dp_global_num_tokens() -> Any:
-    dp_attention = sys.modules.get("sglang.srt.layers.dp_attention")
-    tokens = _try(lambda: dp_attention.get_dp_global_num_tokens()) if dp_attention else None
+def _dp_global_num_tokens(dispatcher_module: Any) -> Any:
+    """The list the dispatcher itself reads: its module's get_dp_global_num_tokens (dp_attention's)."""
+    getter = getattr(dispatcher_module, "get_dp_global_num_tokens", None)
+    if getter is None:
+        dp_attention = sys.modules.get("sglang.srt.layers.dp_attention")
+        getter = getattr(dp_attention, "get_dp_global_num_tokens", None)
+    tokens = _try(getter) if getter is not None else None
     return None if tokens is None else _try(lambda: [int(n) for n in tokens])
 
 

@@ -1,0 +1,286 @@
+"""Drive sglang's own functions for one Case on the CPU, with the harness's live hooks wrapped around them.
+
+Each driver calls what a starting or serving sglang process calls for the value it guards, in
+sglang's order, through the linker. The probe's hooks (harness/instrument) write the same records a
+live server writes; harness/oracle_check then judges them exactly as it judges a live run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from harness.instrument.sglang_hooks import Probe
+from harness.instrument.targets import TARGETS, HookTarget
+from harness.upstream.case import Case
+from harness.upstream.linker import LazyModule, Linker, LinkError, SourceTree
+from harness.upstream.standins import (
+    Geometry,
+    Group,
+    Inert,
+    State,
+    environment,
+    flashinfer_stand_ins,
+    runtime_state,
+)
+from reference_impl.fixes.a2a_token_cap import ENV_VAR
+from reference_impl.fixes.dp_workspace_sizing import resolved_chunked_prefill_size
+from reference_impl.parse import parse_model
+from reference_impl.versions import flashinfer_for_sglang
+
+_RUNTIME = "sglang.srt.runtime_context"
+_DP_ATTENTION = "sglang.srt.layers.dp_attention"
+_GETTERS = ("context", "parallel", "server_args", "flags", "forward", "device", "model", "exec", "schedule",
+            "memory", "spec", "lora", "mm", "disagg", "serving", "observability")
+
+
+class DriveError(RuntimeError):
+    """sglang's code could not be driven for a case; the message names the case and what failed."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """A linker over one sglang tree for one case, its runtime state and the probe recording it."""
+
+    linker: Linker
+    state: State
+    probe: Probe
+    case: Case
+    version: str
+
+    def module(self, name: str) -> LazyModule:
+        return LazyModule(self.linker, name)
+
+    def hook(self, target_name: str) -> bool:
+        """Install one live hook on the linked tree; False when no candidate location exists."""
+        target = _target(target_name)
+        for cand in target.candidates:
+            if self.linker.tree.module_file(cand.module) is not None:
+                self.probe.hook(target, cand, self.module(cand.module))
+                return True
+        self.probe.write("hook_missing", target=target_name,
+                         reason=f"no module {', '.join(c.module for c in target.candidates)} in sglang "
+                                f"{self.version}")
+        return False
+
+
+def _target(name: str) -> HookTarget:
+    return next(t for t in TARGETS if t.name == name)
+
+
+def stand_ins(tree: SourceTree, state: State, version: str) -> dict[str, Any]:
+    """Runtime-context getters answer from `state`; FlashInfer is the CPU stand-in."""
+    out: dict[str, Any] = {f"{_RUNTIME}.get_{name}": (lambda: state) for name in _GETTERS}
+    out.update(flashinfer_stand_ins(flashinfer_for_sglang(version)))
+    del tree
+    return out
+
+
+@contextlib.contextmanager
+def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterator[Session]:
+    """A fresh link of the tree for `case` (no state survives from another driver), recorded by `probe`."""
+    model = parse_model(_model_json(case))
+    state = runtime_state(case.args, resolved_chunked_prefill_size(case.args, None),
+                          Geometry(case.oracle.dp_global_num_tokens, case.oracle.local_num_tokens or 1))
+    state.hidden_size = model.hidden_size
+    state.dp = SimpleNamespace(enabled=case.args.enable_dp_attention)
+    state.is_extend_in_batch = False
+    state.sp_active = False
+    with Linker(tree, stand_ins(tree, state, version)) as linker, environment(case.env, clear=(ENV_VAR,)):
+        moe_utils = LazyModule(linker, "sglang.srt.layers.moe.utils")
+        state.moe.a2a_backend = getattr(moe_utils, "MoeA2ABackend")(case.args.moe_a2a_backend)
+        state.moe.runner_backend = getattr(moe_utils, "MoeRunnerBackend")(case.args.moe_runner_backend)
+        yield Session(linker, state, probe, case, version)
+
+
+def _model_json(case: Case) -> dict[str, Any]:
+    import json
+
+    return json.loads((case.model_dir / "config.json").read_text(encoding="utf-8"))
+
+
+# --- the drivers ---------------------------------------------------------------------------------
+def drive_dispatcher(s: Session) -> None:
+    """FlashinferDispatcher.__init__ then one dispatch of the case's geometry (fixes 1, 2, 3)."""
+    if s.case.args.moe_a2a_backend != "flashinfer":
+        return
+    for name in ("dispatcher_payload", "dispatcher_init", "dispatch"):
+        s.hook(name)
+    model = _model_json(s.case)
+    hidden = int(model["hidden_size"])
+    top_k = int(model["num_experts_per_tok"])
+    experts = int(model.get("num_experts") or model.get("n_routed_experts"))
+    dispatcher_cls = getattr(s.module("sglang.srt.layers.moe.token_dispatcher.flashinfer"), "FlashinferDispatcher")
+    kwargs: dict[str, Any] = {"router_topk": top_k, "num_experts": experts, "hidden_size": hidden}
+    dispatcher = dispatcher_cls(Group(s.case.args.ep_size), **kwargs)
+    dispatcher.set_quant_config({})
+    geometry = s.case.oracle
+    local = geometry.local_num_tokens or 1
+    dp_global = None if geometry.dp_global_num_tokens is None else list(geometry.dp_global_num_tokens)
+    # The forward pass hands the scheduler's gathered list to set_dp_buffer_len; dispatch reads it back.
+    set_len = getattr(s.module(_DP_ATTENTION), "set_dp_buffer_len")
+    set_len(sum(dp_global) if dp_global else local, local, False, dp_global)
+    topk_cls = getattr(s.module("sglang.srt.layers.moe.topk"), "StandardTopKOutput")
+    topk = topk_cls(torch.zeros(local, top_k), torch.zeros(local, top_k, dtype=torch.int32), None)
+    dispatcher.dispatch(torch.zeros(local, hidden, dtype=torch.bfloat16), topk)
+
+
+def drive_gather(s: Session) -> None:
+    """require_attn_tp_gather and friends as the scheduler evaluates them at start-up (fix 4)."""
+    s.hook("attn_tp_gather")
+    common = s.module("sglang.srt.utils.common")
+    func = getattr(common, "require_attn_tp_gather")
+    _call_with_args(func, s.state)
+
+
+def drive_capture(s: Session) -> None:
+    """Decode CUDA graph capture of every batch size sglang picks (fixes 2 and 4): sizes, set_dp_buffer_len."""
+    for name in ("gathered_buffer", "cuda_graph_capture", "set_dp_buffer_len", "attn_tp_gather"):
+        s.hook(name)
+    runner_mod = s.module("sglang.srt.model_executor.runner.decode_cuda_graph_runner")
+    base_mod = s.module("sglang.srt.model_executor.runner.base_cuda_graph_runner")
+    common = s.module("sglang.srt.utils.common")
+    gathered = bool(_call_with_args(getattr(common, "require_gathered_buffer"), s.state))
+    mlp_gather = bool(_call_with_args(getattr(common, "require_mlp_tp_gather"), s.state))
+    attn_gather = bool(_call_with_args(getattr(common, "require_attn_tp_gather"), s.state))
+    model_runner = _model_runner(s)
+    sizes, _ = getattr(base_mod, "get_batch_sizes_to_capture")(model_runner)
+    runner = _runner(s, runner_mod, model_runner, gathered, mlp_gather, attn_gather)
+    capture_one = getattr(getattr(runner_mod, "DecodeCudaGraphRunner"), "capture_one_shape")
+    for size in sizes:
+        capture_one(runner, size, _forward)
+
+
+def _forward(input_ids: torch.Tensor, positions: torch.Tensor, forward_batch: Any, **kwargs: Any) -> Any:
+    return SimpleNamespace(next_token_logits=None)
+
+
+def _model_runner(s: Session) -> Any:
+    decode = SimpleNamespace(bs=_decode_batch_sizes(s))
+    server_args = State("server_args", {**s.state.values(), "cuda_graph_config": SimpleNamespace(decode=decode),
+                                        "torch_compile_max_bs": 0, "enable_lora": False})
+    return SimpleNamespace(
+        server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
+        spec_algorithm=_spec_none(s), is_draft_worker=False, capture_tail_hooks=[], canary_manager=None,
+        hisparse_coordinator=None, attn_backend=Inert("attn_backend"), lora_manager=Inert("lora_manager"),
+        model=Inert("model"))
+
+
+def _decode_batch_sizes(s: Session) -> list[int]:
+    """ServerArgs' decode capture list for the case's --cuda-graph-max-bs (sglang's own generator)."""
+    generate = s.linker.method("sglang.srt.server_args", "ServerArgs._generate_decode_cuda_graph_batch_sizes")
+    return list(generate(s.state, s.case.cuda_graph_max_bs))
+
+
+def _spec_none(s: Session) -> Any:
+    """sglang's own SpeculativeAlgorithm for 'no speculative decoding'."""
+    spec = getattr(s.module("sglang.srt.speculative.spec_info"), "SpeculativeAlgorithm")
+    return spec.from_string(None)
+
+
+def _runner(s: Session, runner_mod: LazyModule, model_runner: Any, gathered: bool, mlp_gather: bool,
+            attn_gather: bool) -> Any:
+    """A DecodeCudaGraphRunner with the state __init__ would leave, minus GPU memory: capture needs no more."""
+    cls = getattr(runner_mod, "DecodeCudaGraphRunner")
+    runner = object.__new__(cls)
+    max_tokens = 4096
+    buffers = SimpleNamespace(
+        num_token_non_padded=torch.zeros(1, dtype=torch.int32),
+        global_num_tokens_gpu=torch.zeros(s.case.args.dp_size, dtype=torch.int32),
+        global_num_tokens_for_logprob_gpu=torch.zeros(s.case.args.dp_size, dtype=torch.int32),
+        next_token_logits_buffer=torch.zeros(max_tokens, 1), rids_int=None, bootstrap_room_ids_int=None,
+        pp_proxy_tensors={}, ngram_embedding_info=None, custom_mask=None, input_embeds=None)
+    runner.__dict__.update(
+        model_runner=model_runner, captured_req_width=1, num_tokens_per_bs=1, ragged_verify_mode=False,
+        buffers=buffers, buffer_registry=_Registry(max_tokens), require_gathered_buffer=gathered,
+        require_mlp_tp_gather=mlp_gather, require_attn_tp_gather=attn_gather, enable_prefill_cp=False,
+        pp_size=1, dp_size=s.case.args.dp_size, capture_hidden_mode=None, enable_pdmux=False,
+        attn_backend=Inert("attn_backend"), tbo_plugin=Inert("tbo_plugin"), deepep_adapter=Inert("deepep"),
+        backend=_EagerCapture(), capture_forward_mode=_decode_mode(s), max_bs=s.case.cuda_graph_max_bs,
+        device="cpu", speculative_num_steps=0, record_nolora_graph=False)
+    return runner
+
+
+def _decode_mode(s: Session) -> Any:
+    return getattr(getattr(s.module("sglang.srt.model_executor.forward_batch_info"), "ForwardMode"), "DECODE")
+
+
+class _Registry:
+    """cuda_graph_buffer_registry: static input slots, sliced per captured shape."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def get_slot(self, name: str) -> Any:
+        rows = self.rows
+        dtype = torch.bool if name.endswith("mask") else torch.int64
+        tensor = torch.zeros(rows, dtype=dtype)
+        return SimpleNamespace(slice_for=lambda bs, num_tokens: tensor[: num_tokens if name in _TOKEN_SLOTS
+                                                                         else bs])
+
+    def has_slot(self, name: str) -> bool:
+        return False
+
+
+_TOKEN_SLOTS = {"input_ids", "out_cache_loc", "positions", "mrope_positions"}
+
+
+class _EagerCapture:
+    """The graph backend: runs the captured function once, as capture's warm-up does."""
+
+    def capture_one(self, key: Any, run_once: Callable[[], Any], **kwargs: Any) -> None:
+        run_once()
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None
+
+
+def drive_scatter(s: Session) -> None:
+    """LayerScatterModes.init_new for a sparse and a dense layer, as the model builds them (fix 5)."""
+    if not s.hook("mlp_scatter_mode"):
+        return
+    communicator = s.module("sglang.srt.layers.communicator")
+    modes = getattr(communicator, "LayerScatterModes")
+    layers = 4
+    for layer_id, sparse in ((0, False), (1, True), (2, True)):
+        modes.init_new(layer_id=layer_id, num_layers=layers, is_layer_sparse=sparse,
+                       is_previous_layer_sparse=layer_id > 1, is_next_layer_sparse=True)
+
+
+def _call_with_args(func: Callable[..., Any], state: State) -> Any:
+    """0.5.16's predicates take server_args; 0.5.23's take none and read get_parallel()."""
+    if inspect.signature(func).parameters:
+        return func(state)
+    return func()
+
+
+DRIVERS: dict[str, Callable[[Session], None]] = {
+    "dispatcher": drive_dispatcher,
+    "gather": drive_gather,
+    "capture": drive_capture,
+    "scatter": drive_scatter,
+}
+
+
+def run(tree: SourceTree, case: Case, version: str, records_dir: str, drivers: tuple[str, ...]) -> list[str]:
+    """Run the named drivers for one case; returns the errors sglang's own code raised (asserts included)."""
+    errors: list[str] = []
+    probe = Probe(records_dir, "sglang", eager_calls=16, target_version=version)
+    try:
+        for name in drivers:
+            with session(tree, case, version, probe) as s:
+                try:
+                    DRIVERS[name](s)
+                except LinkError:
+                    raise
+                except (AssertionError, ValueError, RuntimeError) as exc:
+                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    finally:
+        probe.close()
+    return errors
