@@ -8,6 +8,7 @@ live server writes; harness/oracle_check then judges them exactly as it judges a
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import torch
 from harness.instrument.sglang_hooks import Probe
 from harness.instrument.targets import TARGETS, HookTarget
 from harness.upstream.case import Case
-from harness.upstream.linker import LazyModule, Linker, LinkError, SourceTree
+from harness.upstream.linker import LazyModule, Linker, LinkError, MissingName, SourceTree
 from harness.upstream.standins import (
     Geometry,
     Group,
@@ -36,6 +37,7 @@ from reference_impl.versions import flashinfer_for_sglang
 
 _RUNTIME = "sglang.srt.runtime_context"
 _DP_ATTENTION = "sglang.srt.layers.dp_attention"
+_FORWARD_BATCH = "sglang.srt.model_executor.forward_batch_info"
 _GETTERS = ("context", "parallel", "server_args", "flags", "forward", "device", "model", "exec", "schedule",
             "memory", "spec", "lora", "mm", "disagg", "serving", "observability")
 
@@ -78,6 +80,8 @@ def stand_ins(tree: SourceTree, state: State, version: str) -> dict[str, Any]:
     """Runtime-context getters answer from `state`; FlashInfer is the CPU stand-in."""
     out: dict[str, Any] = {f"{_RUNTIME}.get_{name}": (lambda: state) for name in _GETTERS}
     out.update(flashinfer_stand_ins(flashinfer_for_sglang(version)))
+    # Diffusion-LLM serving config (0.5.2x): not part of these checks, and not configured.
+    out["sglang.srt.dllm.config.DllmConfig"] = SimpleNamespace(from_server_args=lambda server_args: None)
     del tree
     return out
 
@@ -89,7 +93,8 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
     state = runtime_state(case.args, resolved_chunked_prefill_size(case.args, None),
                           Geometry(case.oracle.dp_global_num_tokens, case.oracle.local_num_tokens or 1))
     state.hidden_size = model.hidden_size
-    state.dp = SimpleNamespace(enabled=case.args.enable_dp_attention)
+    state.dp = SimpleNamespace(enabled=case.args.enable_dp_attention, use_world_group_for_gather=False,
+                               joiner_skip_all_gather=False, scoped_gather_slot=None)
     state.is_extend_in_batch = False
     state.sp_active = False
     with Linker(tree, stand_ins(tree, state, version)) as linker, environment(case.env, clear=(ENV_VAR,)):
@@ -117,7 +122,13 @@ def drive_dispatcher(s: Session) -> None:
     top_k = int(model["num_experts_per_tok"])
     experts = int(model.get("num_experts") or model.get("n_routed_experts"))
     dispatcher_cls = getattr(s.module("sglang.srt.layers.moe.token_dispatcher.flashinfer"), "FlashinferDispatcher")
-    kwargs: dict[str, Any] = {"router_topk": top_k, "num_experts": experts, "hidden_size": hidden}
+    kwargs: dict[str, Any] = {"router_topk": top_k, "num_experts": experts, "hidden_size": hidden,
+                              "num_local_experts": experts // s.case.args.ep_size}
+    if "moe_runner_config" in inspect.signature(dispatcher_cls.__init__).parameters:
+        # 0.5.23: the MoE layer hands its runner config down (no shared experts are fused here).
+        config_cls = getattr(s.module("sglang.srt.layers.moe.moe_runner.base"), "MoeRunnerConfig")
+        kwargs["moe_runner_config"] = config_cls(num_experts=experts, num_local_experts=kwargs["num_local_experts"],
+                                                 hidden_size=hidden, top_k=top_k, num_fused_shared_experts=0)
     dispatcher = dispatcher_cls(Group(s.case.args.ep_size), **kwargs)
     dispatcher.set_quant_config({})
     geometry = s.case.oracle
@@ -163,18 +174,31 @@ def _forward(input_ids: torch.Tensor, positions: torch.Tensor, forward_batch: An
 
 def _model_runner(s: Session) -> Any:
     decode = SimpleNamespace(bs=_decode_batch_sizes(s))
+    # 0.5.19+: the capture list and compile bound moved to get_exec().graph.
+    s.state.graph = SimpleNamespace(cuda_graph_config=SimpleNamespace(decode=decode), torch_compile_max_bs=0,
+                                    debug_cuda_graph=False)
     server_args = State("server_args", {**s.state.values(), "cuda_graph_config": SimpleNamespace(decode=decode),
                                         "torch_compile_max_bs": 0, "enable_lora": False})
-    return SimpleNamespace(
+    runner = SimpleNamespace(
         server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
-        spec_algorithm=_spec_none(s), is_draft_worker=False, capture_tail_hooks=[], canary_manager=None,
-        hisparse_coordinator=None, attn_backend=Inert("attn_backend"), lora_manager=Inert("lora_manager"),
-        model=Inert("model"))
+        spec_algorithm=_spec_none(s), is_draft_worker=False, capture_tail_hooks=[], capture_head_hooks=[],
+        canary_manager=None,
+        hisparse_coordinator=None, attn_backend=Inert("attn_backend"), lora_manager=None, model=Inert("model"),
+        kv_index_translator=Inert("kv_index_translator"))
+    try:  # 0.5.23: whether a captured bucket is attn-TP sharded is ModelRunner's own decision
+        sharded = s.linker.method("sglang.srt.model_executor.model_runner", "ModelRunner.attn_tp_sequence_sharded")
+    except MissingName:
+        return runner
+    runner.attn_tp_sequence_sharded = functools.partial(sharded, runner)
+    return runner
 
 
 def _decode_batch_sizes(s: Session) -> list[int]:
     """ServerArgs' decode capture list for the case's --cuda-graph-max-bs (sglang's own generator)."""
-    generate = s.linker.method("sglang.srt.server_args", "ServerArgs._generate_decode_cuda_graph_batch_sizes")
+    if s.linker.tree.module_file("sglang.srt.arg_groups.cuda_graph_hook") is not None:  # 0.5.19 and later
+        generate = getattr(s.module("sglang.srt.arg_groups.cuda_graph_hook"), "generate_decode_cuda_graph_batch_sizes")
+    else:
+        generate = s.linker.method("sglang.srt.server_args", "ServerArgs._generate_decode_cuda_graph_batch_sizes")
     return list(generate(s.state, s.case.cuda_graph_max_bs))
 
 
@@ -190,7 +214,7 @@ def _runner(s: Session, runner_mod: LazyModule, model_runner: Any, gathered: boo
     cls = getattr(runner_mod, "DecodeCudaGraphRunner")
     runner = object.__new__(cls)
     max_tokens = 4096
-    buffers = SimpleNamespace(
+    buffers = _Buffers(
         num_token_non_padded=torch.zeros(1, dtype=torch.int32),
         global_num_tokens_gpu=torch.zeros(s.case.args.dp_size, dtype=torch.int32),
         global_num_tokens_for_logprob_gpu=torch.zeros(s.case.args.dp_size, dtype=torch.int32),
@@ -200,15 +224,26 @@ def _runner(s: Session, runner_mod: LazyModule, model_runner: Any, gathered: boo
         model_runner=model_runner, captured_req_width=1, num_tokens_per_bs=1, ragged_verify_mode=False,
         buffers=buffers, buffer_registry=_Registry(max_tokens), require_gathered_buffer=gathered,
         require_mlp_tp_gather=mlp_gather, require_attn_tp_gather=attn_gather, enable_prefill_cp=False,
-        pp_size=1, dp_size=s.case.args.dp_size, capture_hidden_mode=None, enable_pdmux=False,
+        pp_size=1, dp_size=s.case.args.dp_size, num_dp_ranks=s.state.num_dp_ranks,
+        capture_hidden_mode=getattr(getattr(s.module(_FORWARD_BATCH), "CaptureHiddenMode"), "NULL"), enable_pdmux=False,
         attn_backend=Inert("attn_backend"), tbo_plugin=Inert("tbo_plugin"), deepep_adapter=Inert("deepep"),
         backend=_EagerCapture(), capture_forward_mode=_decode_mode(s), max_bs=s.case.cuda_graph_max_bs,
-        device="cpu", speculative_num_steps=0, record_nolora_graph=False)
+        device="cpu", speculative_num_steps=0, record_nolora_graph=False,
+        device_module=SimpleNamespace(is_current_stream_capturing=lambda: False), dllm_uses_input_embeds=False)
     return runner
 
 
 def _decode_mode(s: Session) -> Any:
-    return getattr(getattr(s.module("sglang.srt.model_executor.forward_batch_info"), "ForwardMode"), "DECODE")
+    return getattr(getattr(s.module(_FORWARD_BATCH), "ForwardMode"), "DECODE")
+
+
+class _Buffers(SimpleNamespace):
+    """DecodeInputBuffers: the token-count tensors capture writes; optional feature buffers are absent (None)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
 
 
 class _Registry:
@@ -254,10 +289,10 @@ def drive_scatter(s: Session) -> None:
 
 
 def _call_with_args(func: Callable[..., Any], state: State) -> Any:
-    """0.5.16's predicates take server_args; 0.5.23's take none and read get_parallel()."""
-    if inspect.signature(func).parameters:
-        return func(state)
-    return func()
+    """0.5.16's predicates take server_args; 0.5.23's take none (or keyword-only ones) and read get_parallel()."""
+    positional = [p for p in inspect.signature(func).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return func(state) if positional else func()
 
 
 DRIVERS: dict[str, Callable[[Session], None]] = {

@@ -140,7 +140,8 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
     attn_dp = args.dp_size if args.enable_dp_attention else 1
     # Filled with sglang's own MoeA2ABackend / MoeRunnerBackend members once the tree is linked.
     moe = SimpleNamespace(a2a_backend=None, runner_backend=None, speculative_runner_backend=None,
-                          speculative_context=False, disable_fp4_allgather=False)
+                          speculative_context=False, disable_fp4_allgather=False,
+                          flashinfer_a2a_dispatch_type=None, quantization=None, elastic_ep_backend=None)
     return State("runtime", {
         # ServerArgs (0.5.16 get_server_args()) and its later split views.
         "tp_size": args.tp_size, "dp_size": args.dp_size, "ep_size": args.ep_size,
@@ -163,6 +164,7 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
         "enable_mla_prefill_context_parallel": False, "attn_cp_prefill_mode": None,
         # get_flags() (0.5.16+): the MoE backend and capture switches.
         "moe": moe, "capture": SimpleNamespace(enable_torch_compile=False),
+        "overlap": SimpleNamespace(enable_two_batch_overlap=False),
         # The scheduler's all-gathered DP token list and this rank's tokens.
         "dp_global_num_tokens": None if geometry.dp_global_num_tokens is None
         else list(geometry.dp_global_num_tokens),
