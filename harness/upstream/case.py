@@ -32,8 +32,14 @@ class Case:
     model: str = "tiny-qwen3-moe"
     env: tuple[tuple[str, str], ...] = ()
     oracle: OracleSpec = OracleSpec()
-    cuda_graph_max_bs: int = 4
-    max_running_requests: int = 64
+
+    @property
+    def cuda_graph_max_bs(self) -> int:
+        return self.args.cuda_graph_max_bs or 4
+
+    @property
+    def max_running_requests(self) -> int:
+        return self.args.max_running_requests or 64
 
     @property
     def model_dir(self) -> Path:
