@@ -94,7 +94,9 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
                           Geometry(case.oracle.dp_global_num_tokens, case.oracle.local_num_tokens or 1))
     state.hidden_size = model.hidden_size
     state.dp = SimpleNamespace(enabled=case.args.enable_dp_attention, use_world_group_for_gather=False,
-                               joiner_skip_all_gather=False, scoped_gather_slot=None)
+                               joiner_skip_all_gather=False, scoped_gather_slot=None,
+                               buffer_hidden_size=model.hidden_size, buffer_dtype=torch.bfloat16,
+                               buffer_device="cpu")
     state.is_extend_in_batch = False
     state.sp_active = False
     with Linker(tree, stand_ins(tree, state, version)) as linker, environment(case.env, clear=(ENV_VAR,)):

@@ -165,6 +165,8 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
         # get_flags() (0.5.16+): the MoE backend and capture switches.
         "moe": moe, "capture": SimpleNamespace(enable_torch_compile=False),
         "overlap": SimpleNamespace(enable_two_batch_overlap=False),
+        # No custom all-reduce on the CPU: sglang picks its sum-length DP padding mode.
+        "tp_group": SimpleNamespace(ca_comm=None, world_size=args.tp_size),
         # The scheduler's all-gathered DP token list and this rank's tokens.
         "dp_global_num_tokens": None if geometry.dp_global_num_tokens is None
         else list(geometry.dp_global_num_tokens),
