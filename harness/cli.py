@@ -15,12 +15,14 @@ COMMANDS = {
     "gate": ("harness.gate.cli", "PR performance gate"),
     "history": ("harness.gate.history", "result history and change points"),
     "wheelhouse": ("harness.wheelhouse", "offline wheels for a GPU box"),
+    "sglang-check": ("harness.upstream.cli", "the five fixes in sglang's own source: differential + revert proofs"),
+    "sglang-compat": ("harness.upstream.compat", "per sglang release: hook targets and fixes present"),
 }
 
 
 def usage() -> str:
     lines = ["usage: harness COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<11} {help_text}" for name, (_module, help_text) in COMMANDS.items()]
+    lines += [f"  {name:<14} {help_text}" for name, (_module, help_text) in COMMANDS.items()]
     lines += ["", "harness COMMAND --help shows a command's options."]
     return "\n".join(lines)
 

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 SUPPORTED_SGLANG_VERSIONS: tuple[str, ...] = ("0.5.16", "0.5.23")
 SUPPORTED_FLASHINFER_VERSIONS: tuple[str, ...] = ("0.6.14", "0.7")
+# First sglang release of each later rule change, read from the released sources (harness sglang-compat):
+# the per-rank env cap read through EnvInt (non-integers raise), ...
+ENV_INT_SINCE = "0.5.17"
+# ... runtime_max_tokens_per_rank = ceil(max(dp_global) / attn_tp_size) and its <= max_num_tokens assert
+# (issue #30242), ...
+CEIL_RULE_SINCE = "0.5.19"
+# ... and the quantized dispatch payload taken as max(quantized, bf16).
+DISPATCH_MAX_SINCE = "0.5.20"
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference_impl.versions import flashinfer_has_eplb_region, sglang_at_least
+from reference_impl.versions import DISPATCH_MAX_SINCE, flashinfer_has_eplb_region, sglang_at_least
 
 # moeAlltoAllKernels.h: kMaxTopK = 22; the top-k rank/index tables are sized for it, not for top_k.
 K_MAX_TOP_K = 22
@@ -93,7 +93,7 @@ def dispatch_bytes_per_token(dtype: str, hidden_size: int, top_k: int, sglang_ve
     bf16 = hidden_size * 2 + topk_bytes
     if speculative_eagle or dtype == "bf16":
         return bf16
-    newer = sglang_at_least(sglang_version, "0.5.23")
+    newer = sglang_at_least(sglang_version, DISPATCH_MAX_SINCE)
     if dtype == "nvfp4":
         quantized = hidden_size // 2 + hidden_size // 16 + topk_bytes
         return max(quantized, bf16) if newer else quantized

@@ -123,7 +123,7 @@ def releases(first: str, last: str | None = None) -> list[str]:
     from packaging.version import InvalidVersion, Version
 
     try:
-        with urllib.request.urlopen(PYPI_JSON, timeout=60) as response:  # noqa: S310 - fixed https URL
+        with urllib.request.urlopen(PYPI_JSON, timeout=60) as response:
             data = json.load(response)
     except OSError as exc:
         raise SourceError(f"{PYPI_JSON}: cannot list sglang releases ({exc})") from exc

@@ -153,7 +153,7 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
         "elastic_ep_backend": None, "pp_size": 1,
         # This process is rank 0 of every group (the values the five fixes set do not depend on the rank).
         "tp_rank": 0, "attn_tp_rank": 0, "attn_cp_rank": 0, "attn_dp_rank": 0, "moe_ep_rank": 0, "pp_rank": 0,
-        "moe_dp_rank": 0, "speculative_algorithm": None,
+        "moe_dp_rank": 0, "dwdp_size": 1, "speculative_algorithm": None,
         "chunked_prefill_size": chunked_prefill_size, "enable_dynamic_chunking": False,
         "max_prefill_tokens": 16384, "max_running_requests": args.max_running_requests,
         "enable_prefill_context_parallel": False, "enable_two_batch_overlap": False,

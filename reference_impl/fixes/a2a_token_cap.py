@@ -8,7 +8,7 @@ Reverted (pre-#25907): `get_int_env_var(ENV, 1024) * ep_size`, the double count.
 from __future__ import annotations
 
 from reference_impl.fixset import A2A_TOKEN_CAP, FixSet
-from reference_impl.versions import sglang_at_least
+from reference_impl.versions import ENV_INT_SINCE, sglang_at_least
 
 ENV_VAR = "SGLANG_FLASHINFER_NUM_MAX_DISPATCH_TOKENS_PER_RANK"
 # The default before #25907 (per rank, then multiplied by ep_size); the PR description says
@@ -29,7 +29,7 @@ def read_env_tokens(raw: str | None, sglang_version: str) -> int | None:
     """
     if raw is None:
         return None
-    if sglang_at_least(sglang_version, "0.5.23"):
+    if sglang_at_least(sglang_version, ENV_INT_SINCE):
         try:
             return int(raw)
         except ValueError:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reference_impl.fixset import SP_RUNTIME_MAX_TOKENS, FixSet
-from reference_impl.versions import sglang_at_least
+from reference_impl.versions import CEIL_RULE_SINCE, sglang_at_least
 
 
 def fixed_runtime_max_tokens(dp_global: Sequence[int] | None, local_num_tokens: int,
                              attn_tp_size: int = 1, sglang_version: str = "0.5.16") -> int:
     if dp_global is not None and len(dp_global) > 1:
-        if sglang_at_least(sglang_version, "0.5.23"):
+        if sglang_at_least(sglang_version, CEIL_RULE_SINCE):
             # _max_tokens_per_scattered_source: ceiling division by the attention-TP scatter.
             return -(-max(dp_global) // attn_tp_size)
         return max(dp_global)
@@ -51,7 +51,7 @@ def geometry_errors(runtime_max_tokens: int, local_num_tokens: int, max_num_toke
     if runtime_max_tokens < local_num_tokens:
         errors.append(f"runtime.local_num_tokens: runtime_max_tokens_per_rank={runtime_max_tokens} < "
                       f"local tokens {local_num_tokens}; the MoeAlltoAll recv buffer would overflow")
-    if (max_num_tokens is not None and sglang_at_least(sglang_version, "0.5.23")
+    if (max_num_tokens is not None and sglang_at_least(sglang_version, CEIL_RULE_SINCE)
             and runtime_max_tokens > max_num_tokens):
         errors.append(f"runtime.dp_global_num_tokens: runtime_max_tokens_per_rank={runtime_max_tokens} > "
                       f"max_num_tokens={max_num_tokens}; the fixed workspace cannot hold it")

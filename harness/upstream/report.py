@@ -1,0 +1,90 @@
+"""One release's verdicts in words: hook targets, fix presence, differential counts, revert proofs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.instrument.targets import resolve_static
+from harness.upstream.check import TreeReport
+from reference_impl.fixset import FIX_NAMES
+
+
+@dataclass(frozen=True)
+class RevertProof:
+    """One revert patch: which fixes the checks flagged on the patched tree, with the failing fields."""
+
+    fix: str
+    report: TreeReport | None
+    error: str | None = None
+
+    @property
+    def caught(self) -> bool:
+        return self.report is not None and self.fix in self.report.flagged()
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"fix": self.fix, "caught": self.caught, "error": self.error}
+        if self.report is not None:
+            out["flagged"] = list(self.report.flagged())
+            out["fields"] = list(self.report.count(self.fix).fields)
+            out["mismatched"] = self.report.count(self.fix).mismatched
+            out["compared"] = self.report.count(self.fix).compared
+            out["example"] = (self.report.count(self.fix).examples or ("",))[0]
+        return out
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    """Everything checked on one sglang release."""
+
+    version: str
+    root: Path | None
+    original: TreeReport | None = None
+    error: str | None = None
+    reverts: tuple[RevertProof, ...] = field(default=())
+
+    def presence(self, fix: str) -> str:
+        """present / absent (the checks flag it) / not observable / not drivable."""
+        if self.original is None:
+            return "not drivable"
+        count = self.original.count(fix)
+        if count.compared == 0:
+            return "not observable"
+        return "absent" if count.mismatched else "present"
+
+    def targets(self) -> list[dict[str, object]]:
+        if self.root is None:
+            return []
+        return [{"target": r.target, "module": r.candidate.module if r.candidate else None,
+                 "attrs": list(r.candidate.attrs) if r.candidate else None, "reason": r.reason}
+                for r in resolve_static(self.root)]
+
+    def to_json(self) -> dict[str, object]:
+        return {"sglang": self.version, "error": self.error, "hook_targets": self.targets(),
+                "fixes": {fix: self.presence(fix) for fix in FIX_NAMES},
+                "differential": self.original.to_json() if self.original else None,
+                "reverts": [r.to_json() for r in self.reverts]}
+
+    def markdown(self) -> str:
+        lines = [f"## sglang {self.version}", ""]
+        if self.error:
+            lines += [f"Not drivable on the CPU: {self.error}", ""]
+        lines += ["| hook target | resolves to | note |", "| --- | --- | --- |"]
+        for t in self.targets():
+            where = f"`{t['module']}`: {', '.join(t['attrs'] or [])}" if t["module"] else "**missing**"
+            lines.append(f"| {t['target']} | {where} | {'' if t['reason'] == 'ok' else t['reason']} |")
+        lines += ["", "| fix | in the source | configs compared | mismatches | fields |", "| --- | --- | --- | --- | --- |"]
+        for fix in FIX_NAMES:
+            count = self.original.count(fix) if self.original else None
+            lines.append(f"| {fix} | {self.presence(fix)} | {count.compared if count else '-'} | "
+                         f"{count.mismatched if count else '-'} | {', '.join(count.fields) if count else ''} |")
+        if self.reverts:
+            lines += ["", "| revert patch | caught | flagged fixes | failing fields | mismatching configs |",
+                      "| --- | --- | --- | --- | --- |"]
+            for proof in self.reverts:
+                data = proof.to_json()
+                lines.append(f"| {proof.fix} | {'yes' if proof.caught else 'NO'} | "
+                             f"{', '.join(data.get('flagged', []))} | {', '.join(data.get('fields', []))} | "
+                             f"{data.get('mismatched', '-')} of {data.get('compared', '-')} |"
+                             if proof.error is None else f"| {proof.fix} | error | {proof.error} | | |")
+        return "\n".join(lines) + "\n"
