@@ -77,3 +77,21 @@ def _valid(case: Case, version: str) -> bool:
 
     return predict(oracle_input(case, version)).config_valid
 
+
+
+def discriminating(all_cases: list[Case], fix: str, version: str, governed: tuple[str, ...]) -> list[Case]:
+    """The cases where reverting `fix` changes a value it governs, as the oracle predicts it."""
+    import dataclasses
+
+    from harness.oracle_check import oracle_input
+    from reference_impl.fixset import FixSet
+
+    out = []
+    for case in all_cases:
+        fixed = oracle_input(case, version)
+        before = predict(fixed).to_json()
+        after = predict(dataclasses.replace(fixed, fixes=FixSet.reverting([fix]))).to_json()
+        keys = {name.split(".")[0] for name in governed}
+        if any(before.get(k) != after.get(k) for k in keys):
+            out.append(case)
+    return out
