@@ -56,10 +56,11 @@ class FixCount:
     mismatched: int
     fields: tuple[str, ...] = ()  # failing verdict names
     examples: tuple[str, ...] = ()  # a few failing cases, with expected/observed
+    unobserved: str = ""  # why a governed value could not be observed (the first skipped verdict's detail)
 
     def to_json(self) -> dict[str, object]:
         return {"fix": self.fix, "compared": self.compared, "mismatched": self.mismatched,
-                "fields": list(self.fields), "examples": list(self.examples)}
+                "fields": list(self.fields), "examples": list(self.examples), "unobserved": self.unobserved}
 
 
 @dataclass(frozen=True)
@@ -112,4 +113,6 @@ def _count(fix: str, results: Sequence[CaseResult]) -> FixCount:
         f"{r.case.name}: " + "; ".join(f"{v.name} expected {v.expected} observed {v.observed}"
                                        for v in r.governed(fix) if v.passed is False)
         for r in failing[:3])
-    return FixCount(fix, len(compared), len(failing), tuple(fields), examples)
+    skipped = next((v.detail for r in results for v in r.verdicts
+                    if v.name in FIX_VERDICTS[fix] and v.skipped), "")
+    return FixCount(fix, len(compared), len(failing), tuple(fields), examples, skipped)

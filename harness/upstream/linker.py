@@ -32,6 +32,10 @@ class LinkError(RuntimeError):
     """sglang's code needs a name the linker cannot provide; the message names module and name."""
 
 
+class Unavailable(LinkError, ImportError):
+    """A package not on the CPU (an ImportError, so sglang's own `except ImportError` fallbacks run)."""
+
+
 class MissingName(LinkError, AttributeError):
     """The module exists but binds no such name (an AttributeError, so getattr(m, x, None) works)."""
 
@@ -386,8 +390,8 @@ class Linker:
         top = module.split(".")[0]
         if top in sys.stdlib_module_names or top in REAL_PACKAGES:
             return importlib.import_module(module)
-        raise LinkError(f"sglang code under test needs {module} (not available on the CPU) and the "
-                        f"check gives no stand-in for it")
+        raise Unavailable(f"sglang code under test needs {module} (not available on the CPU) and the "
+                          f"check gives no stand-in for it")
 
     def _import(self, name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (),
                 level: int = 0) -> Any:
@@ -402,7 +406,7 @@ class Linker:
             if top not in sys.stdlib_module_names and top not in REAL_PACKAGES:
                 if fromlist:
                     return _StandInModule(self, name)
-                raise LinkError(f"sglang code under test imports {name}, which has no CPU stand-in")
+                raise Unavailable(f"sglang code under test imports {name}, which has no CPU stand-in")
             return builtins.__import__(name, globals_, locals_, fromlist, level)
         if fromlist:
             return self.module_object(name)

@@ -73,11 +73,16 @@ class ReleaseReport:
         for t in self.targets():
             where = f"`{t['module']}`: {', '.join(t['attrs'] or [])}" if t["module"] else "**missing**"
             lines.append(f"| {t['target']} | {where} | {'' if t['reason'] == 'ok' else t['reason']} |")
-        lines += ["", "| fix | in the source | configs compared | mismatches | fields |", "| --- | --- | --- | --- | --- |"]
+        lines += ["", "| fix | in the source | configs compared | mismatches | fields (or why not observable) |", "| --- | --- | --- | --- | --- |"]
         for fix in FIX_NAMES:
             count = self.original.count(fix) if self.original else None
+            note = ""
+            if count and count.fields:
+                note = ", ".join(count.fields)
+            elif count and count.unobserved:
+                note = ("some configurations " if count.compared else "") + count.unobserved[:300]
             lines.append(f"| {fix} | {self.presence(fix)} | {count.compared if count else '-'} | "
-                         f"{count.mismatched if count else '-'} | {', '.join(count.fields) if count else ''} |")
+                         f"{count.mismatched if count else '-'} | {note} |")
         if self.reverts:
             lines += ["", "| revert patch | caught | flagged fixes | failing fields | mismatching configs |",
                       "| --- | --- | --- | --- | --- |"]
