@@ -77,6 +77,13 @@ def explain(result: dict[str, Any], console: Console) -> None:
     failure = result.get("failure")
     if failure:
         console.print(f"[red]{name}: {failure['stage']} failed ({failure['kind']})[/]: {escape(failure['message'])}")
+    source = result.get("source") or {}
+    if source.get("kind") == "bench_serving":
+        fields = source.get("line_fields") or {}
+        console.print(f"{name}: imported from sglang.bench_serving {escape(str(source.get('file')))}:{source.get('line')} "
+                      f"(summary from its {source.get('summary_from')}); its own medians: TTFT "
+                      f"{_ms(fields.get('median_ttft_ms'))} ms, TPOT {_ms(fields.get('median_tpot_ms'))} ms "
+                      "(its TPOT counts up to the [DONE] chunk)")
     metrics = result.get("server_metrics") or {}
     if metrics.get("ttft_ms_mean") is not None:
         console.print(f"{name}: server-side means (/metrics): TTFT {_ms(metrics['ttft_ms_mean'])} ms, "
