@@ -42,6 +42,10 @@ class RunConfig:
     lock_held: bool = False
     # Cores for the server tree and the client (harness/affinity.py); the default leaves both to the OS.
     pinning: Pinning = field(default_factory=Pinning)
+    # Neighbouring scenarios with the same launch flags share one server (its startup is paid once).
+    reuse_server: bool = True
+    # Triton/inductor/FlashInfer/sglang JIT caches go here (harness/cache_dirs.py); None: the tools' defaults.
+    cache_dir: Path | None = None
 
     def startup_deadline_s(self) -> float:
         if self.startup_timeout_s is not None:

@@ -41,6 +41,10 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def summary_table(results: list[dict[str, Any]], title: str = "harness run") -> Table:
     """One row per result: status, TTFT and TPOT median (p50) and p90 in ms, n, oracle."""
     targets = sorted({r["target"]["kind"] for r in results})
@@ -77,11 +81,32 @@ def explain(result: dict[str, Any], console: Console) -> None:
     failure = result.get("failure")
     if failure:
         console.print(f"[red]{name}: {failure['stage']} failed ({failure['kind']})[/]: {escape(failure['message'])}")
+    source = result.get("source") or {}
+    if source.get("kind") == "bench_serving":
+        fields = source.get("line_fields") or {}
+        console.print(f"{name}: imported from sglang.bench_serving {escape(str(source.get('file')))}:{source.get('line')} "
+                      f"(summary from its {source.get('summary_from')}); its own medians: TTFT "
+                      f"{_ms(fields.get('median_ttft_ms'))} ms, TPOT {_ms(fields.get('median_tpot_ms'))} ms "
+                      "(its TPOT counts up to the [DONE] chunk)")
     metrics = result.get("server_metrics") or {}
     if metrics.get("ttft_ms_mean") is not None:
         console.print(f"{name}: server-side means (/metrics): TTFT {_ms(metrics['ttft_ms_mean'])} ms, "
                       f"ITL {_ms(metrics.get('itl_ms_mean'))} ms; client means: TTFT "
                       f"{_ms(result['summary']['ttft_ms']['mean'])} ms, ITL {_ms(result['summary']['itl_ms']['mean'])} ms")
+    timing = result.get("timing") or {}
+    if timing.get("total_s") is not None:
+        from harness.timing import startup_split
+
+        split = startup_split(result.get("startup"))
+        parts = [f"weights {split.weights_s:.1f} s" if split.weights_s is not None else None,
+                 f"KV pool {split.kv_pool_s:.1f} s" if split.kv_pool_s is not None else None,
+                 *(f"capture {n} {s:.1f} s" for n, s in split.captures)]
+        detail = ", ".join(p for p in parts if p)
+        server = (f"server reused from {timing['server_reused_from']}" if timing.get("server_reused_from")
+                  else f"startup {_s(timing.get('startup_s'))}" + (f" ({detail})" if detail else ""))
+        console.print(f"{name}: time {_s(timing['total_s'])}: {escape(server)}, warm-up {_s(timing.get('warmup_s'))}, "
+                      f"measure {_s(timing.get('measure_s'))}, stop+check "
+                      f"{_s((timing.get('stop_s') or 0) + (timing.get('check_s') or 0))}")
     capture = (result.get("startup") or {}).get("capture") or {}
     for phase in _distinct(capture.get("phases", [])):
         console.print(f"{name}: capture {phase['name']}: {phase['elapsed_s']:.2f} s, "

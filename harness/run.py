@@ -10,6 +10,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.affinity import AffinityError, parse_pinning, pinned
+from harness.cache_dirs import cache_env, default_cache_dir
 from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
 from harness.gpu_leak import check_leaks
@@ -45,6 +47,9 @@ from harness.signals import exit_code as interrupt_exit_code
 from reference_impl.fixset import FIX_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# A server shared by several scenarios writes its records here (in its first user's dir); each user's
+# records/ holds its own slice.
+SERVER_RECORDS_DIR = "server-records"
 # sysexits.h: EX_TEMPFAIL (another run holds the GPUs; try later) and EX_IOERR (a result could not be written).
 EXIT_LOCKED = 75
 EXIT_WRITE_FAILED = 74
@@ -74,6 +79,8 @@ class Measurement:
     server_metrics: dict[str, Any]
     failed: RequestSample | None
     failed_in_warmup: bool
+    warmup_s: float = 0.0
+    measure_s: float = 0.0
 
 
 def effective_workload(scenario: Scenario, config: RunConfig) -> Workload:
@@ -93,75 +100,187 @@ def prompt_ids(length: int, vocab_size: int, seed: int) -> list[int]:
     return [100 + (seed * 7919 + k * 104729 + 17) % span for k in range(length)]
 
 
+@dataclass(frozen=True)
+class KeptServer:
+    """A healthy server left running for the next scenario with the same launch flags."""
+
+    server: Server
+    spec: LaunchSpec
+    key: tuple[object, ...]
+    owner: str  # the scenario that started it
+    startup: Startup
+    target: dict[str, Any]
+    server_json: dict[str, Any]
+    records_dir: Path  # where the server writes its records (every user gets its own slice)
+    startup_records: dict[str, int]  # record file sizes when it became healthy
+
+
+def launch_key(scenario: Scenario, config: RunConfig) -> tuple[object, ...]:
+    """What must match for two scenarios to share one server: command line (port aside), env, target."""
+    return (config.target, tuple(server_argv(scenario, config, 0)), tuple(sorted(scenario.env)))
+
+
 def run_scenario(
     scenario: Scenario, config: RunConfig, run_dir: Path, host: HostHardware, progress: Progress
 ) -> dict[str, Any]:
-    """Run one scenario end to end and write RUN_DIR/<name>/result.json; returns the result."""
+    """Run one scenario end to end (its own server) and write RUN_DIR/<name>/result.json; returns the result."""
+    return run_scenario_on(scenario, config, run_dir, host, progress)[0]
+
+
+def run_scenario_on(
+    scenario: Scenario, config: RunConfig, run_dir: Path, host: HostHardware, progress: Progress,
+    kept: KeptServer | None = None, keep: bool = False,
+) -> tuple[dict[str, Any], KeptServer | None]:
+    """Run one scenario on `kept` (or a server of its own); with `keep`, leave a healthy server running.
+
+    Returns the result and the server left running (None when it was stopped). Records: a shared server
+    writes into the first user's server-records/; every user's records/ gets the startup records plus
+    those written during its own requests, so its oracle check sees what a fresh server would give it.
+    """
+    clock = time.monotonic()
     scenario_dir = run_dir / scenario.name
     scenario_dir.mkdir(parents=True, exist_ok=True)
     workload = effective_workload(scenario, config)
     result = _base_result(scenario, config, workload, host)
     skip = _skip_reason(scenario, config, host)
     if skip is not None:
+        if kept is not None:  # never happens through run_all (it plans reuse around skips); stay safe
+            _stop_kept(kept)
         result.update(status="skipped", skip_reason=skip, finished_at=now_iso())
         write_result(scenario_dir, result)
-        return result
+        return result, None
 
     records_dir = scenario_dir / RECORDS_DIR
-    instrument_env, instrument_errors = _instrument_env(records_dir, config.target)
-    port = config.port or free_port(config.host)
-    spec = LaunchSpec(
-        argv=tuple(server_argv(scenario, config, port)),
-        env=(*scenario.env, *instrument_env.items()),
-        host=config.host,
-        port=port,
-        log_path=scenario_dir / LOG_FILE,
-        startup_timeout_s=config.startup_deadline_s(),
-        stop_grace_s=config.stop_grace_s,
-    )
-    result["server"] = {"argv": list(spec.argv), "env": dict(spec.env), "port": port, "log": LOG_FILE,
-                        "extra_server_args": list(config.extra_server_args),
-                        "revert_fixes": list(config.revert_fixes), "pinning": config.pinning.describe(),
-                        "shutdown": None}
-    server = Server(spec)
-    startup: Startup | None = None
+    shared = kept is not None or keep
+    if kept is None:
+        server_records = scenario_dir / SERVER_RECORDS_DIR if shared else records_dir
+        instrument_env, instrument_errors = _instrument_env(server_records, config.target)
+        caches = cache_env(config.cache_dir).items() if config.cache_dir else ()
+        port = config.port or free_port(config.host)
+        spec = LaunchSpec(
+            argv=tuple(server_argv(scenario, config, port)),
+            env=(*caches, *scenario.env, *instrument_env.items()),
+            host=config.host,
+            port=port,
+            log_path=scenario_dir / LOG_FILE,
+            startup_timeout_s=config.startup_deadline_s(),
+            stop_grace_s=config.stop_grace_s,
+        )
+        server = Server(spec)
+        result["server"] = {"argv": list(spec.argv), "env": dict(spec.env), "port": port, "log": LOG_FILE,
+                            "extra_server_args": list(config.extra_server_args),
+                            "revert_fixes": list(config.revert_fixes), "pinning": config.pinning.describe(),
+                            "shutdown": None, "reused_from": None}
+    else:
+        spec, server, server_records, instrument_errors = kept.spec, kept.server, kept.records_dir, []
+        result["server"] = {**kept.server_json, "log": f"../{kept.owner}/{LOG_FILE}", "shutdown": None,
+                            "reused_from": kept.owner}
+    startup: Startup | None = kept.startup if kept else None
     measurement: Measurement | None = None
     interrupted = False
+    window: tuple[dict[str, int], dict[str, int]] | None = None
+    started_records = kept.startup_records if kept else {}
+    timing: dict[str, Any] = {"startup_s": 0.0 if kept else None, "warmup_s": None, "measure_s": None}
     try:
-        progress.phase(f"{scenario.name}: starting {config.target} server")
-        server.start()
-        result["server"]["pid"] = server.pid  # also the process group id
-        startup = server.wait_ready()
-        if startup.outcome == "ok":
-            result["target"].update(_target_version(config, spec.base_url))
+        if kept is None:
+            progress.phase(f"{scenario.name}: starting {config.target} server")
+            server.start()
+            result["server"]["pid"] = server.pid  # also the process group id
+            startup = server.wait_ready()
+            timing["startup_s"] = startup.elapsed_s
+            started_records = _record_sizes(server_records)
+        if startup is not None and startup.outcome == "ok":
+            if kept is None:
+                result["target"].update(_target_version(config, spec.base_url))
+            else:
+                result["target"].update(kept.target)
+            before = _record_sizes(server_records)
             with pinned(config.pinning.client):
                 measurement = _measure(spec.base_url, scenario, workload, config, progress)
+            window = (before, _record_sizes(server_records))
+            timing.update(warmup_s=measurement.warmup_s, measure_s=measurement.measure_s)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        progress.phase(f"{scenario.name}: stopping server")
-        shutdown = server.stop()
-    result["server"]["shutdown"] = shutdown.to_json()
-    leak = check_leaks(server.pids)
-    result["server"]["gpu_leak"] = leak.to_json()
+        healthy = (startup is not None and startup.outcome == "ok" and measurement is not None
+                   and measurement.failed is None and server.alive())
+        if not (keep and healthy and not interrupted):
+            progress.phase(f"{scenario.name}: stopping server")
+            stop_clock = time.monotonic()
+            shutdown: Shutdown | None = server.stop()
+            timing["stop_s"] = time.monotonic() - stop_clock
+        else:
+            shutdown = None
+    check_clock = time.monotonic()
+    if shutdown is not None:
+        result["server"]["shutdown"] = shutdown.to_json()
+        leak = check_leaks(server.pids)
+        result["server"]["gpu_leak"] = leak.to_json()
+        leak_failure = leak.failure()
+    else:
+        result["server"]["gpu_leak"] = None  # checked by the scenario that stops the shared server
+        leak_failure = None
+    if shared and window is not None:
+        _slice_records(server_records, records_dir, started_records, *window)
+    elif shared and startup is not None:
+        _slice_records(server_records, records_dir, started_records, started_records, _record_sizes(server_records))
 
     instrumentation, oracle = _inspect(scenario, records_dir, instrument_errors)
     result["instrumentation"] = instrumentation
     result["oracle"] = oracle
     if startup is not None:
         result["startup"] = _with_recorded_oom(startup, instrumentation["records"])
+        if kept is not None:
+            result["startup"]["reused_from"] = kept.owner
     if measurement is not None:
         result["samples"] = [s.to_json() for s in measurement.samples]
         result["summary"] = _summary(measurement.samples)
         result["server_metrics"] = measurement.server_metrics
     # Leaked GPU memory spoils every later scenario on that GPU: it outranks the scenario's own failure.
-    result["failure"] = leak.failure() or _failure(result["startup"], measurement, shutdown, interrupted)
+    result["failure"] = leak_failure or _failure(result["startup"], measurement, shutdown, interrupted)
     result["status"] = "failed" if result["failure"] else "ok"
     result["finished_at"] = now_iso()
+    timing.update(check_s=time.monotonic() - check_clock, total_s=time.monotonic() - clock,
+                  server_reused_from=kept.owner if kept else None,
+                  server_startup_s=(kept.startup if kept else startup).elapsed_s if (kept or startup) else None,
+                  server_kept_for_next=shutdown is None)
+    result["timing"] = timing
     write_result(scenario_dir, result)
     if interrupted:
         raise KeyboardInterrupt
-    return result
+    if shutdown is not None or startup is None:
+        return result, None
+    return result, KeptServer(
+        server=server, spec=spec, key=launch_key(scenario, config), owner=kept.owner if kept else scenario.name,
+        startup=startup, target={k: v for k, v in result["target"].items() if k != "kind"},
+        server_json={k: v for k, v in result["server"].items() if k not in ("log", "shutdown", "gpu_leak", "reused_from")},
+        records_dir=server_records, startup_records=started_records,
+    )
+
+
+def _stop_kept(kept: KeptServer) -> None:
+    kept.server.stop()
+
+
+def _record_sizes(records_dir: Path) -> dict[str, int]:
+    """Each record file's size up to its last complete line (the server may be mid-write)."""
+    sizes = {}
+    for path in sorted(records_dir.glob("*.jsonl")) if records_dir.is_dir() else []:
+        with contextlib.suppress(OSError):
+            data = path.read_bytes()
+            sizes[path.name] = data.rfind(b"\n") + 1
+    return sizes
+
+
+def _slice_records(src: Path, dst: Path, startup: dict[str, int], before: dict[str, int],
+                   after: dict[str, int]) -> None:
+    """dst/<file> = the server's startup records + what it wrote between `before` and `after`."""
+    for name, end in after.items():
+        dst.mkdir(parents=True, exist_ok=True)
+        data = (src / name).read_bytes()
+        head = startup.get(name, 0)
+        start = max(before.get(name, head), head)
+        (dst / name).write_bytes(data[:head] + data[start:end])
 
 
 def _skip_reason(scenario: Scenario, config: RunConfig, host: HostHardware) -> str | None:
@@ -174,13 +293,16 @@ def _skip_reason(scenario: Scenario, config: RunConfig, host: HostHardware) -> s
 def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunConfig,
              progress: Progress) -> Measurement:
     vocab = int(json.loads((scenario.model_dir / "config.json").read_text()).get("vocab_size", 32000))
+    started = time.monotonic()
     with StreamingClient(base_url, token_timeout_s=config.token_timeout_s) as client:
         progress.phase(f"{scenario.name}: warm-up", total=workload.warmups)
         for index in range(workload.warmups):
             sample = client.generate(index, prompt_ids(workload.input_len, vocab, index), workload.output_len)
             progress.advance()
             if not sample.ok:
-                return Measurement((), server_side(scrape(base_url), scrape(base_url)), sample, True)
+                return Measurement((), server_side(scrape(base_url), scrape(base_url)), sample, True,
+                                   time.monotonic() - started)
+        warmed = time.monotonic()
         before = scrape(base_url)
         progress.phase(f"{scenario.name}: measuring", total=workload.requests)
         samples: list[RequestSample] = []
@@ -194,7 +316,8 @@ def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunC
                 failed = sample  # a broken server makes later numbers meaningless
                 break
         after = scrape(base_url)
-    return Measurement(tuple(samples), server_side(before, after), failed, False)
+    return Measurement(tuple(samples), server_side(before, after), failed, False, warmed - started,
+                       time.monotonic() - warmed)
 
 
 def _summary(samples: tuple[RequestSample, ...]) -> dict[str, Any]:
@@ -207,7 +330,7 @@ def _summary(samples: tuple[RequestSample, ...]) -> dict[str, Any]:
     }
 
 
-def _failure(startup: dict[str, Any] | None, measurement: Measurement | None, shutdown: Shutdown,
+def _failure(startup: dict[str, Any] | None, measurement: Measurement | None, shutdown: Shutdown | None,
              interrupted: bool) -> dict[str, str] | None:
     if interrupted:
         return {"stage": "harness", "kind": "interrupted", "message": "interrupted (SIGINT/SIGTERM)"}
@@ -218,7 +341,7 @@ def _failure(startup: dict[str, Any] | None, measurement: Measurement | None, sh
         where = "warm-up" if measurement.failed_in_warmup else "measured"
         return {"stage": "request", "kind": str(failed.error_kind),
                 "message": f"{where} request {failed.index}: {failed.error}"}
-    if shutdown.survivors:
+    if shutdown is not None and shutdown.survivors:
         return {"stage": "shutdown", "kind": "orphan_processes",
                 "message": f"processes survived SIGKILL of the group: {list(shutdown.survivors)}"}
     return None
@@ -385,6 +508,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
                         help="pin the server tree and the client to cores, e.g. 2-5/1 (default none; auto: the "
                              "client on the last usable core, the server on the rest)")
+    parser.add_argument("--no-reuse-server", action="store_true",
+                        help="start a fresh server for every scenario (default: neighbours with the same launch "
+                             "flags share one; each result says server.reused_from)")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="keep Triton/inductor/FlashInfer/sglang JIT caches here between runs "
+                             "(default $HARNESS_CACHE_DIR; unset: the tools' own ~/.cache)")
     parser.add_argument("--lock-dir", type=Path, metavar="DIR",
                         help="per-GPU lock files (default: $HARNESS_LOCK_DIR or <tmp>/sglang-moe-harness-locks)")
     return parser
@@ -442,6 +571,7 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
         extra_server_args=extra, revert_fixes=tuple(args.revert_fix), port=args.port,
         startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
         resume=args.resume is not None, lock_dir=args.lock_dir, pinning=pinning,
+        reuse_server=not args.no_reuse_server, cache_dir=args.cache_dir or default_cache_dir(),
     )
     return config, scenarios
 
@@ -476,20 +606,36 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
             manifest.save()
         else:
             manifest = Manifest.start(config.out_dir, config.target, argv, names)
+        to_run = [s for s in scenarios if plan is None or plan.kept_result(s.name) is None]
+        keys = {s.name: launch_key(s, config) if _skip_reason(s, config, host) is None else None for s in to_run}
+        live: KeptServer | None = None
         with RichProgress(console) as progress:
-            for scenario in scenarios:
-                kept = plan.kept_result(scenario.name) if plan is not None else None
-                if kept is not None:
-                    results.append(kept)
-                    continue
-                manifest.mark_running(scenario.name)
-                try:
-                    result = run_scenario(scenario, config, config.out_dir, host, progress)
-                except KeyboardInterrupt:
-                    mark_interrupted(manifest, scenario.name, guard.received)
-                    raise
-                manifest.mark_done(scenario.name, result["status"])
-                results.append(result)
+            try:
+                for scenario in scenarios:
+                    done = plan.kept_result(scenario.name) if plan is not None else None
+                    if done is not None:
+                        results.append(done)
+                        continue
+                    if live is not None and live.key != keys[scenario.name]:
+                        _stop_kept(live)  # cannot happen as planned below; a safety net
+                        live = None
+                    position = to_run.index(scenario)
+                    following = to_run[position + 1] if position + 1 < len(to_run) else None
+                    # Reuse only between neighbours: the server is never held across a scenario it cannot serve.
+                    keep = (config.reuse_server and following is not None and keys[scenario.name] is not None
+                            and keys[following.name] == keys[scenario.name])
+                    manifest.mark_running(scenario.name)
+                    try:
+                        result, live = run_scenario_on(scenario, config, config.out_dir, host, progress, live, keep)
+                    except KeyboardInterrupt:
+                        live = None  # run_scenario_on stopped it
+                        mark_interrupted(manifest, scenario.name, guard.received)
+                        raise
+                    manifest.mark_done(scenario.name, result["status"])
+                    results.append(result)
+            finally:
+                if live is not None:
+                    _stop_kept(live)
     return results
 
 

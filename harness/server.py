@@ -17,7 +17,7 @@ import requests
 
 from harness.config import RunConfig
 from harness.scenario import Scenario
-from harness.server_log import FATAL_MARKER, CaptureInfo, diagnose, parse_capture
+from harness.server_log import FATAL_MARKER, CaptureInfo, Milestone, diagnose, milestone, parse_capture
 
 TARGET_MODULES = {"reference": "reference_impl.engine", "sglang": "sglang.launch_server"}
 # Flags every sglang launch gets: dummy weights from a config.json, token ids in and out, /metrics, and
@@ -59,6 +59,8 @@ class Startup:
     elapsed_s: float
     returncode: int | None
     capture: CaptureInfo
+    # Startup lines in the order the harness saw them (first of each name; every rank logs its own).
+    milestones: tuple[Milestone, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -67,6 +69,8 @@ class Startup:
             "elapsed_s": round(self.elapsed_s, 3),
             "returncode": self.returncode,
             "capture": self.capture.to_json(),
+            "milestones": [{"name": m.name, "at_s": round(m.at_s, 3), "elapsed_s": m.elapsed_s}
+                           for m in self.milestones],
         }
 
 
@@ -137,6 +141,7 @@ class Server:
         self._proc: subprocess.Popen[bytes] | None = None
         self._known_pids: set[int] = set()
         self._shutdown: Shutdown | None = None
+        self._started_at: float | None = None  # time.monotonic() at launch: startup milestones count from it
 
     @property
     def pid(self) -> int | None:
@@ -155,6 +160,7 @@ class Server:
     def start(self) -> None:
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **dict(self.spec.env)}
+        self._started_at = time.monotonic()
         with open(self.spec.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 list(self.spec.argv),
@@ -171,7 +177,7 @@ class Server:
         started = time.monotonic()
         deadline = started + self.spec.startup_timeout_s
         session = requests.Session()
-        watch = _MarkerWatch(self.spec.log_path, FATAL_MARKER)
+        watch = _MarkerWatch(self.spec.log_path, FATAL_MARKER, self._started_at or started)
         try:
             while True:
                 self._remember_children()
@@ -179,10 +185,12 @@ class Server:
                 if returncode is not None or watch.seen():
                     if returncode is None:
                         time.sleep(_SETTLE_S)
-                    return self._failed(self.read_log(), returncode, started, timed_out=False)
+                    return self._failed(self.read_log(), returncode, started, timed_out=False, watch=watch)
                 if self._healthy(session):
-                    elapsed = time.monotonic() - started
-                    return Startup("ok", "healthy", elapsed, None, parse_capture(self.read_log()))
+                    watch.seen()  # the lines written just before /health answered
+                    elapsed = time.monotonic() - (self._started_at or started)
+                    return Startup("ok", "healthy", elapsed, None, parse_capture(self.read_log()),
+                                   watch.milestones())
                 if time.monotonic() >= deadline:
                     return self._failed(self.read_log(), None, started, timed_out=True)
                 time.sleep(_POLL_S)
@@ -231,10 +239,11 @@ class Server:
         except requests.RequestException:
             return False
 
-    def _failed(self, log: str, returncode: int | None, started: float, timed_out: bool) -> Startup:
+    def _failed(self, log: str, returncode: int | None, started: float, timed_out: bool,
+                watch: _MarkerWatch | None = None) -> Startup:
         diagnosis = diagnose(log, returncode, timed_out, self.spec.startup_timeout_s)
         return Startup(diagnosis.outcome, diagnosis.message, time.monotonic() - started, returncode,
-                       parse_capture(log))
+                       parse_capture(log), watch.milestones() if watch else ())
 
     def _remember_children(self) -> None:
         # Descendants that call setsid() leave the group; remembering them lets stop() reach them too.
@@ -273,13 +282,17 @@ class Server:
 
 
 class _MarkerWatch:
-    """Reads only what a growing log gained since the last look, and says when `marker` appeared."""
+    """Reads only what a growing log gained since the last look, says when `marker` appeared, and
+    timestamps startup milestone lines as they appear (so startup splits need no log timestamps)."""
 
-    def __init__(self, path: Path, marker: str) -> None:
+    def __init__(self, path: Path, marker: str, t0: float | None = None) -> None:
         self.path = path
         self.marker = marker.encode()
+        self.t0 = time.monotonic() if t0 is None else t0
         self._offset = 0
         self._tail = b""
+        self._partial = b""
+        self._milestones: dict[str, Milestone] = {}
 
     def seen(self) -> bool:
         try:
@@ -289,6 +302,17 @@ class _MarkerWatch:
         except FileNotFoundError:
             return False
         self._offset += len(new)
+        at_s = time.monotonic() - self.t0
+        *lines, self._partial = (self._partial + new).split(b"\n")
+        for raw in lines:
+            # tqdm progress redraws with \r: every piece is a line of its own.
+            for piece in raw.split(b"\r"):
+                found = milestone(piece.decode("utf-8", errors="replace"), at_s)
+                if found is not None and found.name not in self._milestones:
+                    self._milestones[found.name] = found
         window = self._tail + new
         self._tail = window[-len(self.marker):]  # a marker split across two reads is still found
         return self.marker in window
+
+    def milestones(self) -> tuple[Milestone, ...]:
+        return tuple(sorted(self._milestones.values(), key=lambda m: m.at_s))

@@ -39,6 +39,14 @@ _CAPTURE_FRAMES = (
     "CudaGraphRunner", "capture_decode_graph", "capture_prefill_graph", "Capture cuda graph failed",
     "cuda_graph_buffer_registry", "Capturing batches", "Capturing num tokens",
 )
+# Startup milestones (sglang 0.5.16's lines; the reference engine prints the same), in the order they occur.
+_MILESTONES = (
+    ("weights loading", re.compile(r"Load weight begin")),
+    ("weights loaded", re.compile(r"Load weight end")),
+    ("KV pool allocated", re.compile(r"KV Cache is allocated|Memory pool end")),
+    ("ready (log)", re.compile(r"The server is fired up and ready to roll")),
+)
+_ELAPSED = re.compile(r"elapsed=([\d.]+) s")
 _EXCEPTION_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Interrupt)\b:?.*$", re.MULTILINE)
 
 
@@ -119,6 +127,28 @@ def parse_capture(log: str) -> CaptureInfo:
         oom=oom_index is not None and _is_capture_oom(lines, oom_index),
         phases=tuple(phases),
     )
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A startup line the harness saw appear, at_s after launch (the log is read every poll, ~0.1 s)."""
+
+    name: str
+    at_s: float
+    elapsed_s: float | None = None  # the line's own `elapsed=` (capture end lines), when it has one
+
+
+def milestone(line: str, at_s: float) -> Milestone | None:
+    """The milestone a log line marks (weights, KV pool, each graph capture begin/end, ready), or None."""
+    if begin := _CAPTURE_BEGIN.search(line):
+        return Milestone(f"capture {begin.group('name')} begin", at_s)
+    if end := _CAPTURE_END.search(line):
+        return Milestone(f"capture {end.group('name')} end", at_s, float(end.group("elapsed")))
+    for name, pattern in _MILESTONES:
+        if pattern.search(line):
+            elapsed = _ELAPSED.search(line)
+            return Milestone(name, at_s, float(elapsed.group(1)) if elapsed else None)
+    return None
 
 
 def diagnose(log: str, returncode: int | None, timed_out: bool, timeout_s: float) -> Diagnosis:

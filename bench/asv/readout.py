@@ -29,6 +29,12 @@ def load_result(run_dir: Path, scenario: str) -> dict[str, Any]:
     return result
 
 
+def _observed_by_server(result: dict[str, Any], metric: str) -> None:
+    """An imported bench_serving run has client latencies only: its server-side metrics are n/a, not failures."""
+    if (result.get("source") or {}).get("kind") == "bench_serving":
+        raise NotImplementedError(f"{result.get('scenario')}: {metric}: not in an imported sglang.bench_serving run")
+
+
 def latency_median_ms(result: dict[str, Any], metric: str) -> float:
     """summary.<metric>.median, for metric ttft_ms or tpot_ms."""
     value = ((result.get("summary") or {}).get(metric) or {}).get("median")
@@ -40,6 +46,7 @@ def latency_median_ms(result: dict[str, Any], metric: str) -> float:
 
 def a2a_workspace_bytes(result: dict[str, Any]) -> int:
     """The largest dispatcher_init.workspace_size_per_rank over ranks."""
+    _observed_by_server(result, "workspace bytes")
     sizes = [r["workspace_size_per_rank"] for r in _records(result, "dispatcher_init")]
     if not sizes:
         if _outcome(result) not in ("ok", OOM_AT_CAPTURE):
@@ -50,6 +57,7 @@ def a2a_workspace_bytes(result: dict[str, Any]) -> int:
 
 def capture_oom(result: dict[str, Any]) -> int:
     """1 when the server ran out of memory during CUDA graph capture, 0 when it started."""
+    _observed_by_server(result, "capture OOM")
     outcome = _outcome(result)
     if outcome == OOM_AT_CAPTURE:
         return 1
@@ -60,6 +68,7 @@ def capture_oom(result: dict[str, Any]) -> int:
 
 def capture_mem_bytes(result: dict[str, Any]) -> int:
     """Device memory taken by CUDA graph capture on the busiest rank (free before - free after)."""
+    _observed_by_server(result, "capture memory")
     per_rank: dict[int, int] = {}
     for r in _records(result, "cuda_graph_capture"):
         used = int(r["mem_free_before"]) - int(r["mem_free_after"])
@@ -72,6 +81,7 @@ def capture_mem_bytes(result: dict[str, Any]) -> int:
 
 def oracle_failures(result: dict[str, Any]) -> int:
     """How many oracle verdicts failed."""
+    _observed_by_server(result, "oracle verdicts")
     oracle = result.get("oracle")
     if not oracle or oracle.get("verdicts") is None:
         raise MetricMissing(f"{result.get('scenario')}: no oracle verdicts")

@@ -14,8 +14,8 @@ from reference_impl.inputs import ServerArgs
 
 # sglang flags the scenarios pass that change nothing in this engine; accepted and logged.
 IGNORED_VALUE_FLAGS = ("--load-format", "--attention-backend", "--sampling-backend", "--grammar-backend",
-                       "--log-level", "--served-model-name", "--tokenizer-path")
-IGNORED_BOOL_FLAGS = ("--disable-radix-cache", "--skip-tokenizer-init", "--enable-metrics", "--trust-remote-code")
+                       "--log-level")
+IGNORED_BOOL_FLAGS = ("--disable-radix-cache", "--enable-metrics", "--trust-remote-code")
 # Flags the oracle reads (they change predicted geometry) but this engine's compute does not.
 ORACLE_ONLY_FLAGS = ("--moe-runner-backend", "--moe-dense-tp-size", "--enable-dp-lm-head")
 
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-memory-gib", type=_positive_float, default=None,
                    help=f"device capacity: simulated on CPU (default 16), a real allocator cap on CUDA; "
                         f"env {DEVICE_MEMORY_ENV} works too")
+    p.add_argument("--skip-tokenizer-init", action="store_true",
+                   help="stream output_ids only, no text (sglang's flag); otherwise text is the stand-in "
+                        "detokenization 't<id>' joined by spaces")
+    p.add_argument("--tokenizer-path", default=None, help="reported by /model_info (bench_serving reads it)")
+    p.add_argument("--served-model-name", default=None, help="the model id /v1/models reports")
     p.add_argument("--moe-runner-backend", default="auto")
     p.add_argument("--moe-dense-tp-size", type=_positive, default=None)
     p.add_argument("--enable-dp-lm-head", action="store_true")
@@ -101,7 +106,8 @@ def parse_config(argv: Sequence[str], environ: dict[str, str] | None = None) -> 
         overlap_schedule=not ns.disable_overlap_schedule and (ns.device == "cuda" or ns.enable_overlap_schedule),
         inject_decode_delay_us=ns.inject_decode_delay_us, device_memory_gib=device_memory,
         max_total_tokens=ns.max_total_tokens, context_length=ns.context_length, seed=ns.seed,
-        env=env, ignored_flags=ignored,
+        env=env, ignored_flags=ignored, skip_tokenizer_init=ns.skip_tokenizer_init,
+        tokenizer_path=ns.tokenizer_path, served_model_name=ns.served_model_name,
     )
 
 

@@ -38,6 +38,10 @@ class EngineConfig:
     env: tuple[tuple[str, str], ...] = ()
     ignored_flags: tuple[str, ...] = ()
     eager_dispatch_records: int = 32
+    # sglang's --skip-tokenizer-init: stream token ids only (no "text"), as the harness asks of sglang.
+    skip_tokenizer_init: bool = False
+    tokenizer_path: str | None = None
+    served_model_name: str | None = None
 
     @property
     def world_size(self) -> int:
@@ -61,6 +65,8 @@ class EngineConfig:
             context_length=self.context_length, random_seed=self.seed,
             max_running_requests=self.max_running_requests,
             reverted_fixes=self.fixes.sorted_reverted(), env=dict(self.env),
+            skip_tokenizer_init=self.skip_tokenizer_init, tokenizer_path=self.tokenizer_path,
+            served_model_name=self.served_model_name or self.model_path,
         )
         return out
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from reference_impl.engine.detokenize import detokenize
 from reference_impl.engine.metrics import ServerMetrics
 from reference_impl.engine.scheduler import ErrorEvent, Event, Request, TokenEvent
 
@@ -26,6 +27,8 @@ class ServerState:
     context_len: int
     submit: Callable[[Request], None] | None = None
     ready: bool = False
+    # sglang streams "text" unless --skip-tokenizer-init; bench_serving counts a token only when text is non-empty.
+    detokenize: bool = True
 
 
 class BadRequest(ValueError):
@@ -72,7 +75,17 @@ def build_app(state: ServerState) -> web.Application:
         return web.Response(body=state.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def model_info(_: web.Request) -> web.Response:
-        return web.json_response({"model_path": state.info.get("model_path"), "is_generation": True})
+        return web.json_response({"model_path": state.info.get("model_path"),
+                                  "tokenizer_path": state.info.get("tokenizer_path"), "is_generation": True})
+
+    async def models(_: web.Request) -> web.Response:
+        # OpenAI-style model list, as sglang serves it; bench_serving polls it before it starts.
+        if not state.ready:
+            return web.Response(status=503, text="starting")
+        name = state.info.get("served_model_name") or state.info.get("model_path")
+        return web.json_response({"object": "list", "data": [
+            {"id": name, "object": "model", "owned_by": "sglang", "root": name,
+             "max_model_len": state.context_len}]})
 
     async def generate(request: web.Request) -> web.StreamResponse:
         if not state.ready or state.submit is None:
@@ -88,7 +101,7 @@ def build_app(state: ServerState) -> web.Application:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
         state.submit(Request(rid, ids, max_new, ignore_eos, lambda e: loop.call_soon_threadsafe(events.put_nowait, e)))
-        tracker = _Tracker(state.metrics, rid, len(ids))
+        tracker = _Tracker(state.metrics, rid, len(ids), state.detokenize)
         if not stream:
             while True:
                 event = await events.get()
@@ -120,16 +133,24 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_get("/get_model_info", model_info)
     app.router.add_get("/model_info", model_info)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/models", models)
     app.router.add_post("/generate", generate)
     return app
 
 
 class _Tracker:
-    """Per-request output in sglang's shape (cumulative output_ids) and its latency metrics."""
+    """Per-request output in sglang's shape (cumulative output_ids and text) and its latency metrics.
 
-    def __init__(self, metrics: ServerMetrics, rid: str, prompt_tokens: int) -> None:
-        self.metrics, self.rid, self.prompt_tokens = metrics, rid, prompt_tokens
+    The last chunk's meta_info carries sglang 0.5.16's request timestamps (wall clock, as with
+    --enable-metrics): request_received_ts, prefill_finished_time, request_finished_ts,
+    response_sent_to_client_ts, and decode_throughput = (tokens - 1) / (finish - first token).
+    """
+
+    def __init__(self, metrics: ServerMetrics, rid: str, prompt_tokens: int, with_text: bool = True) -> None:
+        self.metrics, self.rid, self.prompt_tokens, self.with_text = metrics, rid, prompt_tokens, with_text
         self.start = self.last = time.perf_counter()
+        self.received_ts = time.time()
+        self.first_token_ts: float | None = None
         self.output_ids: list[int] = []
         self.first_token_latency: float | None = None
 
@@ -137,6 +158,7 @@ class _Tracker:
         now = time.perf_counter()
         if not self.output_ids:
             self.first_token_latency = now - self.start
+            self.first_token_ts = time.time()
             self.metrics.first_token(self.first_token_latency, self.prompt_tokens)
         else:
             self.metrics.next_token(now - self.last)
@@ -150,4 +172,13 @@ class _Tracker:
         if event.finish_reason is not None:
             meta["e2e_latency"] = now - self.start
             self.metrics.finished(now - self.start)
-        return {"text": "", "output_ids": list(self.output_ids), "meta_info": meta, "index": 0}
+            finished_ts = time.time()
+            decode_s = finished_ts - (self.first_token_ts or finished_ts)
+            meta.update(request_received_ts=self.received_ts, prefill_finished_time=self.first_token_ts,
+                        request_finished_ts=finished_ts, response_sent_to_client_ts=finished_ts)
+            if len(self.output_ids) > 1 and decode_s > 0:
+                meta["decode_throughput"] = (len(self.output_ids) - 1) / decode_s
+        out: dict[str, Any] = {"output_ids": list(self.output_ids), "meta_info": meta, "index": 0}
+        if self.with_text:
+            out = {"text": detokenize(self.output_ids), **out}
+        return out

@@ -51,7 +51,8 @@ def launch(config: EngineConfig, argv: Sequence[str]) -> int:
     ]
     info = {**config.resolved(), "version": engine_version(), "target": "reference", **plan_info(plan)}
     state = ServerState(ServerMetrics(Path(config.model_path).name), info, spec.vocab_size,
-                        min(config.context_length or spec.max_position_embeddings, spec.max_position_embeddings))
+                        min(config.context_length or spec.max_position_embeddings, spec.max_position_embeddings),
+                        detokenize=not config.skip_tokenizer_init)
     return asyncio.run(_serve(config, state, children, master_port))
 
 

@@ -8,5 +8,6 @@ site=${SITE:-/tmp/site}
 [ -f "$batch/install.sh" ] || { echo "install-batch: $batch/install.sh missing (was the batch carried?)" >&2; exit 2; }
 start=$(date +%s)
 sh "$batch/install.sh" "$site"
-mkdir -p "$site/.batches" && touch "$site/.batches/$(basename "$batch")"
+# The file holds the install seconds: time to verdict counts them (scripts/gpu/fidelity.sh verdict).
+mkdir -p "$site/.batches" && echo $(( $(date +%s) - start )) > "$site/.batches/$(basename "$batch")"
 echo "install-batch: $(basename "$batch") in $(( $(date +%s) - start )) s; $site now holds: $(ls "$site/.batches" | tr '\n' ' ')"

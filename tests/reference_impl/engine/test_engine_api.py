@@ -49,7 +49,9 @@ def test_sse_framing_and_meta_info(engine: Any) -> None:
     chunks = [json.loads(e) for e in events[:-1]]
     assert len(chunks) == 6
     for i, chunk in enumerate(chunks, start=1):
-        assert chunk["text"] == "" and len(chunk["output_ids"]) == i  # cumulative, as sglang streams
+        assert len(chunk["output_ids"]) == i  # cumulative, as sglang streams
+        # No --skip-tokenizer-init: text is the stand-in detokenization of the same ids, cumulative too.
+        assert chunk["text"] == " ".join(f"t{t}" for t in chunk["output_ids"])
         meta = chunk["meta_info"]
         assert meta["prompt_tokens"] == len(PROMPT) and meta["completion_tokens"] == i
         assert chunks[-1]["output_ids"][:i] == chunk["output_ids"]
@@ -57,6 +59,9 @@ def test_sse_framing_and_meta_info(engine: Any) -> None:
     last = chunks[-1]["meta_info"]
     assert last["finish_reason"] == {"type": "length", "length": 6}
     assert last["e2e_latency"] > 0 and "e2e_latency" not in chunks[0]["meta_info"]
+    # sglang 0.5.16's request timestamps (wall clock) on the last chunk, in order.
+    assert last["request_received_ts"] <= last["prefill_finished_time"] <= last["request_finished_ts"]
+    assert last["decode_throughput"] > 0
 
 
 def test_non_streaming_matches_streaming(engine: Any) -> None:
@@ -89,6 +94,26 @@ def test_server_info_reports_version_args_and_reverts(engine: Any) -> None:
         assert info["tp_size"] == 1 and info["cuda_graph_max_bs"] == 2
         assert info["max_total_num_tokens"] > 0
         assert info["model_path"].endswith("tiny-qwen3-moe")
+
+
+def test_openai_model_list_and_model_info_as_bench_serving_reads_them(engine: Any) -> None:
+    models = requests.get(engine.url + "/v1/models", timeout=5).json()
+    assert models["data"][0]["id"].endswith("tiny-qwen3-moe")
+    info = requests.get(engine.url + "/model_info", timeout=5).json()
+    assert info["model_path"].endswith("tiny-qwen3-moe") and "tokenizer_path" in info
+
+
+def test_skip_tokenizer_init_streams_no_text() -> None:
+    """With --skip-tokenizer-init sglang's chunks have no "text" key at all; the engine does the same."""
+    from reference_impl.engine.http_server import _Tracker
+    from reference_impl.engine.metrics import ServerMetrics
+    from reference_impl.engine.scheduler import TokenEvent
+
+    with_text = _Tracker(ServerMetrics("m"), "r", 3, with_text=True)
+    without = _Tracker(ServerMetrics("m"), "r", 3, with_text=False)
+    event = TokenEvent(token=42, finish_reason=None)
+    assert with_text.on_token(event)["text"] == "t42"
+    assert "text" not in without.on_token(event)
 
 
 def test_metrics_parse_with_sglang_names(engine: Any) -> None:

@@ -1,0 +1,1 @@
+"""sglang.bench_serving interop: its JSONL <-> harness results, a word-level tokenizer, the fidelity run."""
