@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import numpy as np
 
+from harness.testhook import hold
+
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "result.schema.json"
 RESULT_FILE = "result.json"
@@ -81,6 +83,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
             tmp.write(text)
             tmp.flush()
             os.fsync(tmp.fileno())
+        hold(f"write:{path.name}")
         os.replace(tmp_name, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

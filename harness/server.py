@@ -1,9 +1,14 @@
-"""Server lifecycle: launch in its own process group, wait for /health, classify failures, kill the group."""
+"""Server lifecycle: launch in its own process group, wait for /health, classify failures, kill the group.
+
+Each server has a watchdog process (harness/watchdog.py) that kills its whole tree if the harness
+dies without stopping it (SIGKILL, the OOM killer); the leader also gets PR_SET_PDEATHSIG on Linux.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,8 +21,10 @@ import psutil
 import requests
 
 from harness.config import RunConfig
+from harness.lock import OWNER_TOKEN_ENV
 from harness.scenario import Scenario
 from harness.server_log import FATAL_MARKER, CaptureInfo, Milestone, diagnose, milestone, parse_capture
+from harness.watchdog import SERVER_TOKEN_ENV, Watchdog, WatchdogConfig, carries_token, pdeathsig_preexec
 
 TARGET_MODULES = {"reference": "reference_impl.engine", "sglang": "sglang.launch_server"}
 # Flags every sglang launch gets: dummy weights from a config.json, token ids in and out, /metrics, and
@@ -142,6 +149,8 @@ class Server:
         self._known_pids: set[int] = set()
         self._shutdown: Shutdown | None = None
         self._started_at: float | None = None  # time.monotonic() at launch: startup milestones count from it
+        self._watchdog: Watchdog | None = None
+        self._token = secrets.token_hex(8)  # in every server process's environment (SERVER_TOKEN_ENV)
 
     @property
     def pid(self) -> int | None:
@@ -153,23 +162,39 @@ class Server:
         return frozenset({self._proc.pid, *self._known_pids}) if self._proc else frozenset()
 
     @property
+    def watchdog_pid(self) -> int | None:
+        return self._watchdog.pid if self._watchdog else None
+
+    @property
     def pgid(self) -> int | None:
         # start_new_session makes the launcher a session and group leader: pgid == pid.
         return self._proc.pid if self._proc else None
 
     def start(self) -> None:
+        """Start the watchdog, then the server in its own session, the watchdog's token in its environment."""
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **dict(self.spec.env)}
+        # The watchdog is not a server process: the lock's stale-run cleanup (by owner token) skips it.
+        watchdog_env = {k: v for k, v in os.environ.items() if k not in (OWNER_TOKEN_ENV, SERVER_TOKEN_ENV)}
+        # Started first, so a harness killed at any later instant still has its server cleaned up.
+        self._watchdog = Watchdog.start(WatchdogConfig(harness_pid=os.getpid(), token=self._token),
+                                        self.spec.log_path, watchdog_env)
+        env = {**os.environ, **dict(self.spec.env), SERVER_TOKEN_ENV: self._token}
         self._started_at = time.monotonic()
-        with open(self.spec.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                list(self.spec.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        try:
+            with open(self.spec.log_path, "ab") as log:
+                self._proc = subprocess.Popen(
+                    list(self.spec.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=pdeathsig_preexec(),
+                )
+        except BaseException:
+            self._watchdog.disarm()
+            raise
+        self._watchdog.watch(self._proc.pid)
 
     def wait_ready(self) -> Startup:
         """Poll /health until 200, the process exits, the log shows a fatal error, or the deadline passes."""
@@ -207,14 +232,14 @@ class Server:
             return ""
 
     def stop(self) -> Shutdown:
-        """SIGTERM the group (and any descendant that left it), then SIGKILL after the grace period."""
+        """SIGTERM the group, each descendant seen and each carrier of the server's token; SIGKILL after
+        the grace period; then release the watchdog."""
         if self._shutdown is not None:
             return self._shutdown
         if self._proc is None:
             self._shutdown = Shutdown("SIGTERM", None, 0.0, ())
             return self._shutdown
         started = time.monotonic()
-        self._remember_children()
         used = "SIGTERM"
         self._signal_all(signal.SIGTERM)
         if not self._wait_gone(self.spec.stop_grace_s):
@@ -222,6 +247,9 @@ class Server:
             self._signal_all(signal.SIGKILL)
             self._wait_gone(10.0)
         self._shutdown = Shutdown(used, self._proc.poll(), time.monotonic() - started, tuple(self._survivors()))
+        # Only now: a harness killed while stopping the group still has the watchdog finish the job.
+        if self._watchdog is not None:
+            self._watchdog.disarm()
         return self._shutdown
 
     def __enter__(self) -> Server:
@@ -245,14 +273,19 @@ class Server:
         return Startup(diagnosis.outcome, diagnosis.message, time.monotonic() - started, returncode,
                        parse_capture(log), watch.milestones() if watch else ())
 
-    def _remember_children(self) -> None:
-        # Descendants that call setsid() leave the group; remembering them lets stop() reach them too.
+    def _remember_children(self, by_token: bool = False) -> None:
+        # Descendants that call setsid() leave the group, and a daemon's parent exits at once: remembering
+        # them (and, when stopping, whoever carries this server's token) lets stop() reach them too.
         assert self._proc is not None
         with contextlib.suppress(psutil.NoSuchProcess):
             self._known_pids.update(c.pid for c in psutil.Process(self._proc.pid).children(recursive=True))
+        if by_token:
+            self._known_pids.update(pid for pid in psutil.pids()
+                                    if pid != os.getpid() and carries_token(pid, self._token))
 
     def _signal_all(self, sig: signal.Signals) -> None:
         assert self._proc is not None
+        self._remember_children(by_token=True)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, sig)
         for pid in self._known_pids:

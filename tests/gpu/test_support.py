@@ -15,6 +15,7 @@ import pytest
 
 from harness.scenario import load_scenario
 from reference_impl.engine.cli import build_parser, parse_config
+from tests.gpu.support import sigkill_drill
 from tests.gpu.support.budget import Budget
 from tests.gpu.support.evidence import Evidence, pack
 from tests.gpu.support.harness_runner import run_harness
@@ -102,3 +103,17 @@ def test_real_reference_run_renders_report_and_packs(tmp_path: Path, monkeypatch
     assert "results/gpu/2026-01-01-h100/report.md" in names
     assert "results/gpu/2026-01-01-h100/runs/cpu-smoke--reference/cpu-smoke/result.json" in names
     assert json.loads((evidence.root / "checks.json").read_text())[0]["check"] == "cpu smoke"
+
+
+def test_sigkill_drill_rehearsal_on_the_cpu(tmp_path: Path) -> None:
+    # scripts/gpu/sigkill-drill.sh's driver against two reference ranks: the startup kill point is the
+    # quick one (rank 1 started, not yet healthy); without nvidia-smi the GPU check is recorded as skipped.
+    out = tmp_path / "drill"
+    assert sigkill_drill.main([str(out), "--when", "startup", "--target", "reference",
+                               "--startup-timeout", "120"]) == 0
+    report = json.loads((out / "drill.json").read_text())
+    assert report["passed"] and report["server_gone_s"] <= sigkill_drill.BUDGET_S
+    assert report["manifest_state"] == "running"
+    assert len(report["server_processes"]) == 2
+    assert "harness pid" in report["watchdog_log"][0]
+    assert {"timeline.txt", "processes-before.txt", "gpu-before.txt"} <= {p.name for p in out.iterdir()}

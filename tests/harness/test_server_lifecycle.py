@@ -130,3 +130,21 @@ def test_both_targets_share_one_command_line_shape(tmp_path):
     assert sglang == [sys.executable, "-m", "sglang.launch_server", "--model-path", str(scenario.model_dir),
                       "--host", "127.0.0.1", "--port", "31000", "--load-format", "dummy", "--skip-tokenizer-init",
                       "--enable-metrics", "--disable-prefill-cuda-graph", *flags, "--x", "1"]
+
+
+def test_stop_reaches_workers_outside_the_group_and_the_watchdog_exits_without_acting(fake_server):
+    # A setsid() worker and a daemon (reparented at once, found by the server token in its environment).
+    server = fake_server("--fake-escapees")
+    assert server.wait_ready().outcome == "ok"
+    escapees = [int(line.split()[3]) for line in server.read_log().splitlines()
+                if line.startswith("fake-server escapee ")]
+    assert len(escapees) == 2
+    watchdog = server.watchdog_pid
+    assert watchdog is not None and psutil.pid_exists(watchdog)
+    shutdown = server.stop()
+    assert shutdown.survivors == ()
+    assert set(escapees) <= server.pids  # checked for leaked GPU memory like the group
+    for pid in escapees:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(watchdog)  # told to stop, and reaped
+    assert "harness watchdog" not in server.read_log()

@@ -16,7 +16,9 @@ behaviour. Modes:
   stall            the stream stops after --fake-cut-after tokens and keeps the connection open
   short            [DONE] after output_len - 1 tokens
 --fake-children N keeps N child processes (like sglang's scheduler/detokenizer) in the group;
---fake-ignore-sigterm makes the launcher and its children ignore SIGTERM (a wedged server).
+--fake-ignore-sigterm makes the launcher and its children ignore SIGTERM (a wedged server);
+--fake-escapees starts two workers that leave the group: one calls setsid() and drops the server's
+watchdog token from its environment, one is a daemon (setsid, parent exits at once) that keeps it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from harness.watchdog import SERVER_TOKEN_ENV
 
 OOM_LOG = """\
 [2026-11-23 10:12:01 TP0] Capture target decode CUDA graph begin. backend=full, num_tokens_per_req=1, bs=[1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224, 232, 240, 248, 256], avail mem=0.33 GB
@@ -79,6 +83,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fake-startup-s", type=float, default=0.0)
     parser.add_argument("--fake-children", type=int, default=1)
     parser.add_argument("--fake-ignore-sigterm", action="store_true")
+    parser.add_argument("--fake-escapees", action="store_true")
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -90,6 +95,22 @@ def spawn_children(count: int, ignore_sigterm: bool) -> list[subprocess.Popen[by
         code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     code += "while True: time.sleep(1)\n"
     return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
+
+
+def spawn_escapees() -> list[subprocess.Popen[bytes]]:
+    """Two workers outside the process group; prints `fake-server escapee KIND PID` for each."""
+    sleeper = "import time\nwhile True: time.sleep(1)\n"
+    # Only the watchdog's record of descendants can find this one: other session, no token.
+    env = {k: v for k, v in os.environ.items() if k != SERVER_TOKEN_ENV}
+    setsid = subprocess.Popen([sys.executable, "-c", sleeper], env=env, start_new_session=True)
+    print(f"fake-server escapee setsid {setsid.pid}", flush=True)
+    # Reparented before any scan can see its parent: only the token in its environment finds it.
+    daemonize = ("import subprocess, sys\n"
+                 f"p = subprocess.Popen([sys.executable, '-c', {sleeper!r}], start_new_session=True)\n"
+                 "print(f'fake-server escapee daemon {p.pid}', flush=True)\n")
+    intermediate = subprocess.Popen([sys.executable, "-c", daemonize])
+    intermediate.wait()
+    return [setsid]
 
 
 class Metrics:
@@ -224,6 +245,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(CRASH_LOG)
         return 3
     children = spawn_children(args.fake_children, args.fake_ignore_sigterm)
+    if args.fake_escapees:
+        children += spawn_escapees()
     if args.fake_mode == "oom_at_capture":
         # The scheduler child logs the OOM and dies; the launcher then hangs like sglang 0.5.16 did.
         subprocess.run([sys.executable, "-c", f"import sys; sys.stdout.write({OOM_LOG!r}); sys.exit(1)"],

@@ -25,11 +25,11 @@ MARK_ENV = "RELIABILITY_TEST_MARK"
 LAUNCHER = shlex.join(FAKE_LAUNCHER)
 
 
-def write_scenario(directory: Path, name: str, fake: dict[str, str | int | float] | None = None,
+def write_scenario(directory: Path, name: str, fake: dict[str, str | int | float | bool] | None = None,
                    output_len: int = 4, requests: int = 2, warmups: int = 0,
                    model: Path = MODEL_DIR / "tiny-qwen3-moe") -> Path:
     """A scenario TOML whose [server_args] become the fake server's `--fake-*` flags."""
-    args = "\n".join(f"fake_{key} = {value!r}".replace("'", '"') for key, value in (fake or {}).items())
+    args = "\n".join(f"fake_{key} = {_toml(value)}" for key, value in (fake or {}).items())
     path = directory / f"{name}.toml"
     path.write_text(
         f'name = "{name}"\ndescription = "reliability test: {name}"\nmodel = "{model}"\ntargets = ["reference"]\n'
@@ -38,6 +38,49 @@ def write_scenario(directory: Path, name: str, fake: dict[str, str | int | float
         encoding="utf-8",
     )
     return path
+
+
+def _toml(value: str | int | float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"')
+
+
+def reference_scenario(directory: Path, name: str, tp_size: int = 2, output_len: int = 32,
+                       requests: int = 200) -> Path:
+    """A scenario for the real reference engine: `tp_size` rank processes under gloo, tiny model."""
+    path = directory / f"{name}.toml"
+    path.write_text(
+        f'name = "{name}"\ndescription = "reliability test: {name}"\nmodel = "tiny-qwen3-moe"\n'
+        f'targets = ["reference"]\n[server_args]\ntp_size = {tp_size}\nep_size = {tp_size}\n'
+        f"cuda_graph_max_bs = 2\nmax_running_requests = 2\ndisable_radix_cache = true\n"
+        f"[workload]\ninput_len = 8\noutput_len = {output_len}\nwarmups = 0\nrequests = {requests}\n"
+        f"[hardware.reference]\ngpus = 0\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def is_watchdog(process: psutil.Process) -> bool:
+    return any(part.endswith("watchdog.py") for part in process.cmdline())
+
+
+def server_tree(harness_pid: int) -> tuple[int, int, list[int]]:
+    """(watchdog pid, server leader pid = its pgid, every server process) of a running harness."""
+    children = psutil.Process(harness_pid).children()
+    watchdog = next(c for c in children if is_watchdog(c))
+    leader = next(c for c in children if not is_watchdog(c))
+    return watchdog.pid, leader.pid, [leader.pid, *(c.pid for c in leader.children(recursive=True))]
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids of `pids` still running (zombies count as gone: they hold no memory)."""
+    left = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return left
 
 
 def survivors(mark: str) -> list[int]:
