@@ -8,12 +8,12 @@ import sys
 # Subcommand -> module exposing main(argv) -> int. Imported on use so a missing module only breaks
 # its own subcommand, with a clear message, and startup stays fast.
 COMMANDS = {
-    "list": ("harness.listing", "list the scenario catalog"),
+    "list": ("harness.scenarios.listing", "list the scenario catalog"),
     "run": ("harness.run", "run scenarios (default: baseline on the reference engine, CPU)"),
-    "show": ("harness.show", "print a stored result, scenario directory or run directory"),
+    "show": ("harness.store.show", "print a stored result, scenario directory or run directory"),
     "import": ("harness.bench_serving.importer", "store sglang.bench_serving JSONL output as harness runs"),
     "export": ("harness.bench_serving.exporter", "write results as sglang.bench_serving JSONL"),
-    "timing": ("harness.timing", "time-to-verdict table (install, startup phases, warm-up, measurement) of runs"),
+    "timing": ("harness.store.timing", "time-to-verdict table (install, startup phases, warm-up, measurement) of runs"),
     "sweep": ("harness.sweep", "run a parameter sweep"),
     "gate": ("harness.gate.cli", "PR performance gate"),
     "history": ("harness.gate.history", "result history and change points"),

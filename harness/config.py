@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.affinity import Pinning
+from harness.serve.affinity import Pinning
 
 # Startup deadlines per target: real sglang JIT-compiles and captures graphs (166 s seen for the tiny
 # model on an H100, most of it prefill capture), the reference engine starts in seconds.
@@ -36,15 +36,15 @@ class RunConfig:
     progress: bool = True
     # Continue the run in out_dir (harness run --resume): keep finished results, re-run the rest.
     resume: bool = False
-    # Where the per-GPU lock files live; None: $HARNESS_LOCK_DIR or the system temp dir (harness/lock.py).
+    # Where the per-GPU lock files live; None: $HARNESS_LOCK_DIR or the system temp dir (harness/serve/lock.py).
     lock_dir: Path | None = None
     # The caller already holds the machine's harness lock for this run (harness gate, across its rounds).
     lock_held: bool = False
-    # Cores for the server tree and the client (harness/affinity.py); the default leaves both to the OS.
+    # Cores for the server tree and the client (harness/serve/affinity.py); the default leaves both to the OS.
     pinning: Pinning = field(default_factory=Pinning)
     # Neighbouring scenarios with the same launch flags share one server (its startup is paid once).
     reuse_server: bool = True
-    # Triton/inductor/FlashInfer/sglang JIT caches go here (harness/cache_dirs.py); None: the tools' defaults.
+    # Triton/inductor/FlashInfer/sglang JIT caches go here (harness/serve/cache_dirs.py); None: the tools' defaults.
     cache_dir: Path | None = None
 
     def startup_deadline_s(self) -> float:

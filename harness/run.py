@@ -19,20 +19,18 @@ import requests
 from rich.console import Console
 from rich.markup import escape
 
-from harness.affinity import AffinityError, parse_pinning, pinned
-from harness.cache_dirs import cache_env, default_cache_dir
-from harness.client import RequestSample, StreamingClient
 from harness.config import RunConfig
-from harness.gpu_leak import check_leaks
-from harness.hardware import HostHardware, detect_host, unmet_reason
-from harness.lock import GpuLock, LockHeldError
-from harness.manifest import MANIFEST_FILE, Manifest, now_iso
-from harness.metrics import scrape, server_side
-from harness.report import RichProgress, explain, summary_table
-from harness.results import LOG_FILE, RECORDS_DIR, SCHEMA_VERSION, ResultWriteError, summarize, write_result
-from harness.resume import ResumeError, plan_resume, resumed_argv
-from harness.scenario import TARGETS, Scenario, ScenarioError, Workload, load_scenario
-from harness.server import (
+from harness.measure.client import RequestSample, StreamingClient
+from harness.measure.metrics import scrape, server_side
+from harness.scenarios.catalog import TARGETS, Scenario, ScenarioError, Workload, load_scenario
+from harness.scenarios.hardware import HostHardware, detect_host, unmet_reason
+from harness.serve.affinity import AffinityError, parse_pinning, pinned
+from harness.serve.cache_dirs import cache_env, default_cache_dir
+from harness.serve.gpu_leak import check_leaks
+from harness.serve.lock import GpuLock, LockHeldError
+from harness.serve.server import (
+    SGLANG_FIXED_ARGS,
+    TARGET_MODULES,
     LaunchSpec,
     PortInUseError,
     Server,
@@ -40,10 +38,20 @@ from harness.server import (
     Startup,
     check_port_free,
     free_port,
-    server_argv,
 )
-from harness.signals import InterruptGuard, mark_interrupted
-from harness.signals import exit_code as interrupt_exit_code
+from harness.serve.signals import InterruptGuard, mark_interrupted
+from harness.serve.signals import exit_code as interrupt_exit_code
+from harness.store.manifest import MANIFEST_FILE, Manifest, now_iso
+from harness.store.report import RichProgress, explain, summary_table
+from harness.store.results import (
+    LOG_FILE,
+    RECORDS_DIR,
+    SCHEMA_VERSION,
+    ResultWriteError,
+    summarize,
+    write_result,
+)
+from harness.store.resume import ResumeError, plan_resume, resumed_argv
 from reference_impl.fixset import FIX_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +89,19 @@ class Measurement:
     failed_in_warmup: bool
     warmup_s: float = 0.0
     measure_s: float = 0.0
+
+
+def server_argv(scenario: Scenario, config: RunConfig, port: int) -> list[str]:
+    """The full command line for `config.target`; the same shape for the reference engine and sglang."""
+    prefix = list(config.launcher or (config.python, "-m", TARGET_MODULES[config.target]))
+    argv = [*prefix, "--model-path", str(scenario.model_dir), "--host", config.host, "--port", str(port)]
+    if config.target == "sglang":
+        argv += SGLANG_FIXED_ARGS
+    argv += scenario.server_cli_args()
+    argv += config.extra_server_args
+    for fix in config.revert_fixes:
+        argv += ["--revert-fix", fix]
+    return config.pinning.wrap(argv, config.python)
 
 
 def effective_workload(scenario: Scenario, config: RunConfig) -> Workload:
@@ -377,8 +398,8 @@ def _inspect(scenario: Scenario, records_dir: Path, errors: list[str]) -> tuple[
     instrumentation: dict[str, Any] = {"records": [], "errors": list(errors)}
     oracle: dict[str, Any] = {"ok": None, "verdicts": [], "error": None}
     try:
+        from harness.check.oracle_check import check
         from harness.instrument.reader import load_records
-        from harness.oracle_check import check
     except ImportError as exc:
         oracle["error"] = f"oracle check not available: {exc}"
         return instrumentation, oracle

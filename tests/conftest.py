@@ -1,4 +1,4 @@
-"""Suite-wide: test runs lock GPUs in a private lock dir, never the machine's (harness/lock.py)."""
+"""Suite-wide: test runs lock GPUs in a private lock dir, never the machine's (harness/serve/lock.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.lock import LOCK_DIR_ENV
+from harness.serve.lock import LOCK_DIR_ENV
 
 
 @pytest.fixture(autouse=True, scope="session")

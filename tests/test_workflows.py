@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.scenario import list_scenarios
+from harness.scenarios.catalog import list_scenarios
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"

@@ -1,6 +1,6 @@
 """Print GitHub step outputs for the GPU workflows: runner labels and the sglang scenario matrix.
 
-The scenario catalog (harness/scenarios/*.toml, parsed by harness.scenario) and
+The scenario catalog (harness/scenarios/*.toml, parsed by harness.scenarios.catalog) and
 .github/gpu-runner.json are the only sources: the workflows never list scenarios or labels.
 """
 
@@ -27,7 +27,7 @@ def sglang_scenarios(root: Path) -> list[str]:
     """Names of the catalog's scenarios that target sglang, sorted; invalid TOML fails here."""
     # The plan job runs before any install: the catalog parser is stdlib-only, so import it from the checkout.
     sys.path.insert(0, str(root))
-    from harness.scenario import ScenarioError, list_scenarios
+    from harness.scenarios.catalog import ScenarioError, list_scenarios
 
     try:
         names = sorted(s.name for s in list_scenarios() if "sglang" in s.targets)

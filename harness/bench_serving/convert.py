@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.results import SCHEMA_VERSION, summarize
+from harness.store.results import SCHEMA_VERSION, summarize
 
 SOURCE_KIND = "bench_serving"
 DETAIL_KEYS = ("input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors")

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from harness.bench_serving.convert import to_line
-from harness.results import ResultError, load_result
-from harness.show import result_paths
+from harness.store.manifest import result_paths
+from harness.store.results import ResultError, load_result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ scraped around every round, so the server's own histograms give each tool's wind
     python -m harness.bench_serving.fidelity --tokenizer DIR --out DIR (--base-url URL | --server-cmd "CMD") \\
         [--rounds 5] [--requests 30] [--input-len 128] [--output-len 64] [--bench-python PY] [--bench-pythonpath P]
 
---server-cmd starts the server itself (harness.server: own process group, server.log, startup milestones,
+--server-cmd starts the server itself (harness.serve.server: own process group, server.log, startup milestones,
 the whole group stopped at the end), on a free port appended as `--host 127.0.0.1 --port P`.
 
 Writes OUT/report.md, OUT/summary.json, OUT/commands.txt and OUT/raw/ (harness-round-NN.json,
@@ -33,11 +33,11 @@ from urllib.parse import urlparse
 
 import requests
 
-from harness.cache_dirs import cache_env, default_cache_dir
-from harness.client import RequestSample, StreamingClient
-from harness.metrics import parse, server_side
+from harness.measure.client import RequestSample, StreamingClient
+from harness.measure.metrics import parse, server_side
 from harness.run import prompt_ids
-from harness.server import LaunchSpec, Server, free_port
+from harness.serve.cache_dirs import cache_env, default_cache_dir
+from harness.serve.server import LaunchSpec, Server, free_port
 
 TPOT_GOAL, TTFT_GOAL = 0.02, 0.05
 
@@ -300,7 +300,7 @@ def report(summary: dict[str, Any]) -> str:
               f"| {_f(p['bench_tpot_ms'])} |" for p in summary["per_round"]]
     startup = summary.get("server_startup")
     if startup:
-        from harness.timing import startup_split
+        from harness.store.timing import startup_split
 
         split = startup_split(startup)
         lines += ["", "## Server startup (this sitting's one start)", "",

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.affinity import AffinityError, parse_pinning
 from harness.gate import plots
 from harness.gate.compare import EXIT_INFRA, GateOutcome, compare_sides
 from harness.gate.config import GateConfig, load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
 from harness.gate.report import markdown, verdict_json, write_atomic, write_json
+from harness.serve.affinity import AffinityError, parse_pinning
 
 # Interleaving defaults (docs/gate.md, Calibration): on the H200 the reference engine's per-request
 # TPOT varies by 0.2-0.7% and a 2% slowdown is caught from 60 requests per side; 150 per round keeps

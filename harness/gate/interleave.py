@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.affinity import Pinning
 from harness.gate.errors import GateInputError
+from harness.serve.affinity import Pinning
 
 LOCK_POLL_S = 5.0
 
@@ -73,8 +73,8 @@ def _run_rounds(plan: InterleavePlan, run_side: RunSide) -> None:
 @contextlib.contextmanager
 def machine_lock(plan: InterleavePlan) -> Iterator[None]:
     """The harness lock of this machine's GPUs (or CPU host), waiting up to plan.lock_wait_s for it."""
-    from harness.hardware import detect_host
-    from harness.lock import GpuLock, LockHeldError
+    from harness.scenarios.hardware import detect_host
+    from harness.serve.lock import GpuLock, LockHeldError
 
     lock = GpuLock.for_machine(len(detect_host().gpus), plan.out)
     deadline = time.monotonic() + plan.lock_wait_s
@@ -106,7 +106,7 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
 
     from harness.config import RunConfig
     from harness.run import run_all
-    from harness.scenario import ScenarioError, load_scenario
+    from harness.scenarios.catalog import ScenarioError, load_scenario
 
     try:
         scenarios = [load_scenario(name) for name in plan.scenarios]

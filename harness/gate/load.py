@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.gate.errors import GateInputError
-from harness.results import ResultError, read_json_object, validate
+from harness.store.results import ResultError, read_json_object, validate
 
 RESULT_FILE = "result.json"
 OOM_OUTCOME = "oom_during_cuda_graph_capture"

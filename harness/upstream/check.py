@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.check.oracle_check import Verdict, check
 from harness.instrument.reader import load_records
-from harness.oracle_check import Verdict, check
 from harness.upstream import drivers
 from harness.upstream.case import Case
 from harness.upstream.linker import SourceTree

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from harness.check.oracle_check import judged_version
 from harness.instrument.sglang_hooks import Probe
 from harness.instrument.targets import TARGETS, HookTarget
-from harness.oracle_check import judged_version
 from harness.upstream.case import Case
 from harness.upstream.linker import LazyModule, Linker, MissingName, SourceTree
 from harness.upstream.standins import (

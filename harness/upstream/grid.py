@@ -73,7 +73,7 @@ def _name(args: ServerArgs, env: tuple[tuple[str, str], ...], spec: OracleSpec) 
 
 
 def _valid(case: Case, version: str) -> bool:
-    from harness.oracle_check import oracle_input
+    from harness.check.oracle_check import oracle_input
 
     return predict(oracle_input(case, version)).config_valid
 
@@ -83,7 +83,7 @@ def discriminating(all_cases: list[Case], fix: str, version: str, governed: tupl
     """The cases where reverting `fix` changes a value it governs, as the oracle predicts it."""
     import dataclasses
 
-    from harness.oracle_check import oracle_input
+    from harness.check.oracle_check import oracle_input
     from reference_impl.fixset import FixSet
 
     out = []

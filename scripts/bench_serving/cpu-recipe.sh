@@ -26,7 +26,7 @@ if [ ! -f "$site/.complete" ]; then
 fi
 tokenizer="$root/.cache/tiny-tokenizer"
 "$py" -m harness.bench_serving.tokenizer "$tokenizer" >/dev/null
-port=$("$py" -c 'from harness.server import free_port; print(free_port("127.0.0.1"))')
+port=$("$py" -c 'from harness.serve.server import free_port; print(free_port("127.0.0.1"))')
 log=$(mktemp)
 cd "$root"
 setsid "$py" -m reference_impl.engine --model-path harness/models/tiny-qwen3-moe --host 127.0.0.1 --port "$port" \

@@ -2,7 +2,7 @@
 `--benchmark-compare-fail=median:5%`, an A/A rerun passes.
 
 The subject is the compare gate on the live benchmark, not the CPU engine's speed, and a shared 2-core
-VM's speed swings by 30-50% in windows of seconds (bench/machine_steadiness.py, results/noise): medians
+VM's speed swings by 30-50% in windows of seconds (bench/evidence/machine_steadiness.py, results/noise): medians
 of unpaced runs moved up to 38% between back-to-back runs and a single A/A pair failed 5% in 1 of 5 to 6
 of 12 tries. So every run here paces each decode step with a fixed sleep (the engine's own
 --inject-decode-delay-us), which makes ~80% of the request time time that the machine's speed cannot
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = "bench/test_e2e_latency.py"
+BENCH = "bench/pytest/test_e2e_latency.py"
 THRESHOLD = "median:5%"
 PACE_US = 100_000
 # The injected slowdown, on top of the pace, is sized from the measured paced baseline: 6x the threshold.

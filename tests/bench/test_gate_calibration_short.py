@@ -1,4 +1,4 @@
-"""CI runs the gate's short-form live calibration (bench/test_gate_calibration.py) on the reference engine.
+"""CI runs the gate's short-form live calibration (bench/pytest/test_gate_calibration.py) on the reference engine.
 
 The calibration is a benchmark under bench/ (testpaths holds only tests/), so this runs it the way a
 user would, as its own pytest-benchmark session, and reads back the rates it recorded.
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_short_live_calibration_runs_and_records_its_rates(tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench/test_gate_calibration.py", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "bench/pytest/test_gate_calibration.py", "-q", "-p", "no:cacheprovider",
          "-o", "addopts=", f"--benchmark-json={out}"],
         cwd=ROOT, capture_output=True, text=True, timeout=480)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""bench/machine_steadiness.py: the summary of known chunk times, and the script run as a process."""
+"""bench/evidence/machine_steadiness.py: the summary of known chunk times, and the script run as a process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "machine_steadiness.py"
+SCRIPT = ROOT / "bench" / "evidence" / "machine_steadiness.py"
 
 
 def _module():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import load_scenario
+from harness.scenarios.catalog import load_scenario
 from reference_impl.engine.cli import build_parser, parse_config
 from tests.gpu.support import sigkill_drill
 from tests.gpu.support.budget import Budget

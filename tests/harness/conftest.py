@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fake_server_helpers import FAKE_LAUNCHER
 
-from harness.server import LaunchSpec, Server, free_port, group_members
+from harness.serve.server import LaunchSpec, Server, free_port, group_members
 
 
 @pytest.fixture
@@ -44,9 +44,9 @@ def valid_result(tmp_path: Path) -> dict:
     from fake_server_helpers import FAKE_LAUNCHER
 
     from harness.config import RunConfig
-    from harness.hardware import HostHardware
     from harness.run import NoProgress, run_scenario
-    from harness.scenario import load_scenario
+    from harness.scenarios.catalog import load_scenario
+    from harness.scenarios.hardware import HostHardware
 
     config = RunConfig(out_dir=tmp_path / "run", requests=2, warmups=1, launcher=FAKE_LAUNCHER)
     host = HostHardware(cpu_model="test", cpu_count=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.server import Server, group_members
+from harness.serve.server import Server, group_members
 
 FAKE_SERVER = Path(__file__).parent / "fake_servers" / "sglang_like.py"
 FAKE_LAUNCHER = (sys.executable, str(FAKE_SERVER))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import load_result
-from harness.server import group_members
+from harness.serve.server import group_members
+from harness.store.results import load_result
 
 REPO = Path(__file__).resolve().parents[2]
 

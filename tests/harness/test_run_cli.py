@@ -14,10 +14,10 @@ from fake_server_helpers import FAKE_LAUNCHER
 
 from harness.cli import COMMANDS
 from harness.cli import main as harness
-from harness.hardware import detect_host
-from harness.results import load_result
-from harness.scenario import SCENARIO_DIR
-from harness.server import group_members
+from harness.scenarios.catalog import SCENARIO_DIR
+from harness.scenarios.hardware import detect_host
+from harness.serve.server import group_members
+from harness.store.results import load_result
 
 LAUNCHER = f"--launcher={shlex.join(FAKE_LAUNCHER)}"
 

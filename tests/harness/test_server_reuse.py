@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.results import load_result
-from harness.server import group_members
-from harness.timing import markdown, row
+from harness.serve.server import group_members
+from harness.store.results import load_result
+from harness.store.timing import markdown, row
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = (REPO / "harness" / "scenarios" / "baseline.toml").read_text()

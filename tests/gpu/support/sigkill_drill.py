@@ -30,8 +30,8 @@ from typing import Any
 
 import requests
 
-from harness.server import free_port
-from harness.watchdog import SERVER_TOKEN_ENV, ProcInfo, carries_token, process_table
+from harness.serve.server import free_port
+from harness.serve.watchdog import SERVER_TOKEN_ENV, ProcInfo, carries_token, process_table
 from tests.gpu.support.scenarios import BASELINE, GpuScenario
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

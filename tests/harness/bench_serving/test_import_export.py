@@ -15,7 +15,7 @@ import pytest
 from bench.asv import readout
 from harness.bench_serving import exporter, importer
 from harness.bench_serving.convert import BenchServingError, read_jsonl, to_line, to_result
-from harness.results import load_result
+from harness.store.results import load_result
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "reference-cpu.jsonl"

@@ -36,7 +36,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from harness.watchdog import SERVER_TOKEN_ENV
+from harness.serve.watchdog import SERVER_TOKEN_ENV
 
 OOM_LOG = """\
 [2026-11-23 10:12:01 TP0] Capture target decode CUDA graph begin. backend=full, num_tokens_per_req=1, bs=[1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224, 232, 240, 248, 256], avail mem=0.33 GB

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.results import summarize
+from harness.store.results import summarize
 
 
 def result_obj(scenario: str, *, tpot: np.ndarray | None = None, ttft: np.ndarray | None = None,

@@ -67,8 +67,8 @@ def test_harness_error_is_infrastructure_naming_the_round(tmp_path: Path) -> Non
 
 def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
     from harness.gate.interleave import harness_run_side
-    from harness.hardware import detect_host
-    from harness.lock import GpuLock
+    from harness.scenarios.hardware import detect_host
+    from harness.serve.lock import GpuLock
 
     plan = InterleavePlan(("baseline",), (_cmd(),), (_cmd(),), 1, 8, 0, "reference", tmp_path / "runs",
                           lock_wait_s=0.0)
@@ -81,8 +81,8 @@ def test_round_waits_for_the_harness_lock_then_gives_up(tmp_path: Path) -> None:
 
 def test_the_gate_holds_the_machine_lock_from_the_first_round_to_the_last(tmp_path: Path) -> None:
     from harness.gate.interleave import machine_lock
-    from harness.hardware import detect_host
-    from harness.lock import GpuLock, LockHeldError
+    from harness.scenarios.hardware import detect_host
+    from harness.serve.lock import GpuLock, LockHeldError
 
     plan = InterleavePlan(("baseline",), ("a",), ("b",), 2, None, None, "reference", tmp_path / "runs")
     other = GpuLock.for_machine(len(detect_host().gpus), tmp_path / "other-run")

@@ -1,4 +1,4 @@
-"""GPU-memory leak check after a server group is killed (harness/gpu_leak.py).
+"""GPU-memory leak check after a server group is killed (harness/serve/gpu_leak.py).
 
 On a CPU box NVML is absent and the check must skip with the reason. The attribution logic runs on
 a real server group with NVML's view injected (pids still listed after the kill = the driver did not
@@ -15,7 +15,7 @@ import sys
 import pytest
 from reliability_helpers import wait_for
 
-from harness.gpu_leak import GpuProcess, NvmlUnavailable, check_leaks, nvml_processes
+from harness.serve.gpu_leak import GpuProcess, NvmlUnavailable, check_leaks, nvml_processes
 
 
 def nvml_works() -> bool:

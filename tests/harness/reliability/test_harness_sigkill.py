@@ -32,10 +32,10 @@ from reliability_helpers import (
     write_scenario,
 )
 
-from harness.results import RESULT_FILE, load_result
-from harness.resume import ATTEMPTS_DIR
-from harness.server import free_port, group_members
-from harness.testhook import HOLD_ENV, HOLD_FILE_ENV
+from harness.serve.server import free_port, group_members
+from harness.store.results import RESULT_FILE, load_result
+from harness.store.resume import ATTEMPTS_DIR
+from harness.store.testhook import HOLD_ENV, HOLD_FILE_ENV
 
 BUDGET_S = 10.0  # the bound: from the SIGKILL to no server process left
 WATCHDOG_LINE = "harness watchdog"
@@ -168,7 +168,7 @@ def test_watchdog_alone_stops_a_server_started_without_pdeathsig(tmp_path, mark,
     code = (
         "import sys, threading, time\n"
         "from pathlib import Path\n"
-        "from harness.server import LaunchSpec, Server\n"
+        "from harness.serve.server import LaunchSpec, Server\n"
         f"spec = LaunchSpec(argv=tuple({[*FAKE_LAUNCHER, *flags]!r}),"
         f" env=(), host='127.0.0.1', port={port}, log_path=Path({str(log)!r}), startup_timeout_s=20.0,"
         " stop_grace_s=5.0)\n"

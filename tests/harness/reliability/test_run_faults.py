@@ -39,11 +39,11 @@ from rich.console import Console
 from harness import run as harness_run
 from harness import show
 from harness.config import RunConfig
-from harness.lock import OWNER_TOKEN_ENV, GpuLock, LockHeldError, LockOwner, lock_scope
-from harness.results import RESULT_FILE, load_result
-from harness.resume import ATTEMPTS_DIR
-from harness.scenario import load_scenario
-from harness.server import group_members
+from harness.scenarios.catalog import load_scenario
+from harness.serve.lock import OWNER_TOKEN_ENV, GpuLock, LockHeldError, LockOwner, lock_scope
+from harness.serve.server import group_members
+from harness.store.results import RESULT_FILE, load_result
+from harness.store.resume import ATTEMPTS_DIR
 
 FSIZE_LIMIT = 4096  # above a manifest, lock file and the fake server's log; below a result.json (~8 KiB)
 
@@ -206,7 +206,7 @@ def test_disk_full_while_overwriting_keeps_the_earlier_file(tmp_path, earlier_ru
     target = run_dir / "first" / RESULT_FILE
     before = target.read_bytes()
     code = (
-        "import sys; from pathlib import Path; from harness.results import atomic_write_json, ResultWriteError\n"
+        "import sys; from pathlib import Path; from harness.store.results import atomic_write_json, ResultWriteError\n"
         "try:\n"
         f"    atomic_write_json(Path({str(target)!r}), {{'pad': 'x' * {4 * FSIZE_LIMIT}}})\n"
         "except ResultWriteError as exc:\n"

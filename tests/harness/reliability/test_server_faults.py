@@ -18,10 +18,10 @@ from reliability_helpers import MARK_ENV, survivors, write_scenario
 from rich.console import Console
 
 from harness.config import RunConfig
-from harness.results import RESULT_FILE, load_result
 from harness.run import run_all
-from harness.scenario import load_scenario
-from harness.server import group_members
+from harness.scenarios.catalog import load_scenario
+from harness.serve.server import group_members
+from harness.store.results import RESULT_FILE, load_result
 
 # scenario name -> fake server flags (each becomes --fake-<key> <value>)
 FAULTS: dict[str, dict[str, str | int | float]] = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from harness.server_log import diagnose
+from harness.serve.server_log import diagnose
 
 torch = pytest.importorskip("torch")
 

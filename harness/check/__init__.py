@@ -1,0 +1,1 @@
+"""Checking: live instrumentation records against the oracle."""

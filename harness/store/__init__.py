@@ -1,0 +1,1 @@
+"""Storing: result.json, the run manifest, --resume, and what `harness show` prints."""
