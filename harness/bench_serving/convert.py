@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.store.results import SCHEMA_VERSION, summarize
+from harness.store.results import SCHEMA_VERSION, read_text, summarize
 
 SOURCE_KIND = "bench_serving"
 DETAIL_KEYS = ("input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors")
@@ -56,12 +56,7 @@ class Line:
 
 def read_jsonl(path: Path) -> list[Line]:
     """Every non-blank line of a bench_serving output file, parsed; errors name the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BenchServingError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchServingError(f"{path}: cannot read: {exc}") from None
+    text = read_text(path, BenchServingError)
     lines = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():

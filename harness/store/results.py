@@ -114,14 +114,19 @@ def write_result(scenario_dir: Path, result: dict[str, Any]) -> Path:
     return path
 
 
-def read_json_object(path: Path, error: type[Exception], *, what: str = "file", prefix: str = "") -> dict[str, Any]:
-    """Read one JSON object from `path`; each problem is one `error` line naming the file."""
+def read_text(path: Path, error: type[Exception], *, what: str = "file", prefix: str = "") -> str:
+    """The UTF-8 text of `path`; a missing or unreadable file is one `error` line naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{prefix}{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{prefix}{path}: cannot read: {exc}") from None
+
+
+def read_json_object(path: Path, error: type[Exception], *, what: str = "file", prefix: str = "") -> dict[str, Any]:
+    """Read one JSON object from `path`; each problem is one `error` line naming the file."""
+    text = read_text(path, error, what=what, prefix=prefix)
     if not text.strip():
         raise error(f"{prefix}{path}: empty {what}")
     try:

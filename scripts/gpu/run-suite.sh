@@ -7,22 +7,9 @@
 #     two: the 2-GPU scenarios and the workspace grid (nvidia-h200-x2)
 set -u -o pipefail
 mode=${1:-one}
-site=${SITE:-/tmp/site}
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
-if [ $# -ge 2 ]; then sh scripts/gpu/install-batch.sh "$2" || exit 2; fi
-have=$(ls "$site/.batches" 2>/dev/null | wc -l)
-want=${WHEELHOUSE_BATCHES:-3}
-if [ "$have" -lt "$want" ]; then
-  echo "run-suite: $site holds $have of $want batches ($(ls "$site/.batches" 2>/dev/null | tr '\n' ' ')); the machine was not warm: redo the install calls back to back" >&2
-  exit 3
-fi
-# Multi-GPU kinds must keep NVLink multicast off (KINDS.md); harmless on one GPU.
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' ')
-# Build FlashInfer's JIT ops for this GPU only (much faster than every arch).
-case "$cap" in 9.0) export FLASHINFER_CUDA_ARCH_LIST=9.0a ;; 10.0) export FLASHINFER_CUDA_ARCH_LIST=10.0a ;; esac
+. scripts/gpu/warm-site.sh run-suite "${2:-}"
 export HARNESS_GPU_BUDGET_S=${HARNESS_GPU_BUDGET_S:-500}
 HARNESS_GPU_EVIDENCE=$(python3 -m tests.gpu.support.finish --where) || exit 4
 export HARNESS_GPU_EVIDENCE

@@ -12,20 +12,9 @@
 set -u -o pipefail
 mode=${1:-stream}
 target=${DRILL_TARGET:-sglang}
-site=${SITE:-/tmp/site}
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out/sigkill-drill"
-if [ $# -ge 2 ]; then sh scripts/gpu/install-batch.sh "$2" || exit 2; fi
-have=$(ls "$site/.batches" 2>/dev/null | wc -l)
-want=${WHEELHOUSE_BATCHES:-3}
-if [ "$have" -lt "$want" ]; then
-  echo "sigkill-drill: $site holds $have of $want batches ($(ls "$site/.batches" 2>/dev/null | tr '\n' ' ')); the machine was not warm: redo the install calls back to back" >&2
-  exit 3
-fi
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' ')
-case "$cap" in 9.0) export FLASHINFER_CUDA_ARCH_LIST=9.0a ;; 10.0) export FLASHINFER_CUDA_ARCH_LIST=10.0a ;; esac
+. scripts/gpu/warm-site.sh sigkill-drill "${2:-}"
 case "$mode" in
   stream|startup) whens=$mode ;;
   both) whens="startup stream" ;;
