@@ -12,7 +12,7 @@ scraped around every round, so the server's own histograms give each tool's wind
 --server-cmd starts the server itself (harness.serve.server: own process group, server.log, startup milestones,
 the whole group stopped at the end), on a free port appended as `--host 127.0.0.1 --port P`.
 
-Writes OUT/report.md, OUT/summary.json, OUT/commands.txt and OUT/raw/ (harness-round-NN.json,
+Writes OUT/report.md, OUT/summary.json, OUT/analysis.{md,json} (harness.bench_serving.explain), OUT/commands.txt and OUT/raw/ (harness-round-NN.json,
 bench_serving.jsonl, bench_serving-round-NN.log, metrics-<tool>-round-NN-{before,after}.txt).
 """
 
@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from harness.bench_serving import explain
 from harness.measure.client import RequestSample, StreamingClient
 from harness.measure.metrics import parse, server_side
 from harness.run import prompt_ids
@@ -133,6 +134,31 @@ def bench_round(config: FidelityConfig, round_no: int) -> dict[str, Any]:
             "server_metrics": _window(config, "bench_serving", round_no, before, after)}
 
 
+def interleave_command(config: FidelityConfig) -> list[str]:
+    """--design requests: the same N x rounds requests per tool, paired per request (harness.bench_serving.interleave)."""
+    return [config.bench_python, "-m", "harness.bench_serving.interleave", "--base-url", config.base_url,
+            "--tokenizer", str(config.tokenizer), "--out", str(config.out), "--pairs", str(config.rounds * config.requests),
+            "--input-len", str(config.input_len), "--output-len", str(config.output_len),
+            "--warmups", str(config.warmups), "--vocab-size", str(config.vocab_size)]
+
+
+def run_interleaved(config: FidelityConfig) -> int:
+    """Run the interleaved pairs under bench_serving's Python (it imports sglang.bench_serving), log it."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = ":".join(p for p in (config.bench_pythonpath, root) if p)
+    command = interleave_command(config)
+    (config.out / "raw").mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
+                          timeout=1800, check=False)
+    (config.out / "raw" / "interleave.log").write_text(done.stdout + done.stderr)
+    with (config.out / "commands.txt").open("a") as log:
+        log.write(f"# rc={done.returncode} elapsed={time.monotonic() - started:.1f}s\n"
+                  f"PYTHONPATH={shlex.quote(path)} {shlex.join(['python3', *command[1:]])}\n")
+    print(done.stdout + (done.stderr[-3000:] if done.returncode else ""), file=sys.stderr)
+    return done.returncode
+
+
 def run(config: FidelityConfig, startup: dict[str, Any] | None = None) -> dict[str, Any]:
     """All rounds, interleaved ABBA; returns and writes the summary and the report."""
     (config.out / "raw").mkdir(parents=True, exist_ok=True)
@@ -149,11 +175,20 @@ def run(config: FidelityConfig, startup: dict[str, Any] | None = None) -> dict[s
     summary["server_startup"] = startup
     (config.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (config.out / "report.md").write_text(report(summary))
+    explain.write(config.out)
     return summary
 
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _weighted(values: list[float], weights: list[int]) -> float | None:
+    return sum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights) if sum(weights) else None
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -168,22 +203,29 @@ def summarize(harness_rounds: list[dict[str, Any]], bench_rounds: list[dict[str,
     lines = [r["line"] for r in bench_rounds]
     b_ok = [(ttft, itls, n) for line in lines for ttft, itls, n, err in
             zip(line["ttfts"], line["itls"], line["output_lens"], line["errors"], strict=True) if not err]
+    done = [(s["e2e_ms"] - s["ttft_ms"]) / (s["completion_tokens"] - 1) for s in ok if s["completion_tokens"] > 1]
+    first_to_last = [s["tpot_ms"] for s in ok if s["tpot_ms"] is not None]
     harness = {
         "requests": len(ok), "failed": sum(len(r["samples"]) for r in harness_rounds) - len(ok),
-        "ttft_ms": _median([s["ttft_ms"] for s in ok]),
-        "tpot_ms": _median([s["tpot_ms"] for s in ok if s["tpot_ms"] is not None]),
+        "ttft_ms": _median([s["ttft_ms"] for s in ok]), "ttft_ms_mean": _mean([s["ttft_ms"] for s in ok]),
+        "tpot_ms": _median(first_to_last), "tpot_ms_mean": _mean(first_to_last),
         # bench_serving's TPOT definition applied to the harness's own requests: up to the [DONE] chunk.
-        "tpot_ms_done_included": _median([(s["e2e_ms"] - s["ttft_ms"]) / (s["completion_tokens"] - 1) for s in ok
-                                          if s["completion_tokens"] > 1]),
-        "e2e_ms": _median([s["e2e_ms"] for s in ok]),
+        "tpot_ms_done_included": _median(done), "tpot_ms_done_included_mean": _mean(done),
+        "e2e_ms": _median([s["e2e_ms"] for s in ok]), "e2e_ms_mean": _mean([s["e2e_ms"] for s in ok]),
     }
+    b_tpot = [sum(i) * 1000 / (n - 1) for _t, i, n in b_ok if n > 1]
+    weights = [line["completed"] for line in lines]
     bench = {
         "requests": len(b_ok), "failed": sum(len(line["errors"]) for line in lines) - len(b_ok),
-        "ttft_ms": _median([t * 1000 for t, _i, _n in b_ok]),
-        # Its reported TPOT per round (latency includes the [DONE] chunk); per request it is not stored.
-        "tpot_ms": _median([line["median_tpot_ms"] for line in lines]),
-        "tpot_ms_first_to_last": _median([sum(i) * 1000 / (n - 1) for _t, i, n in b_ok if n > 1]),
-        "e2e_ms": _median([line["median_e2e_latency_ms"] for line in lines]),
+        "ttft_ms": _median([t * 1000 for t, _i, _n in b_ok]), "ttft_ms_mean": _mean([t * 1000 for t, _i, _n in b_ok]),
+        # Per request, first to last text chunk: the harness's definition (its TTFT and itls are per request).
+        "tpot_ms": _median(b_tpot), "tpot_ms_first_to_last": _median(b_tpot), "tpot_ms_mean": _mean(b_tpot),
+        # Its own definition (to [DONE]) is per request only inside bench_serving: --output-details keeps no
+        # latency, so pool its lines' means (exact); a median of round medians is one round's value, not pooled.
+        "tpot_ms_mean_as_defined": _weighted([line["mean_tpot_ms"] for line in lines], weights),
+        "tpot_ms_median_of_round_medians": _median([line["median_tpot_ms"] for line in lines]),
+        "e2e_ms_mean": _weighted([line["mean_e2e_latency_ms"] for line in lines], weights),
+        "e2e_ms_median_of_round_medians": _median([line["median_e2e_latency_ms"] for line in lines]),
         "interpreter_round_s": _median([r["elapsed_s"] for r in bench_rounds]),
     }
     # sglang 0.5.16 meta_info (with --enable-metrics): wall-clock stamps on the last chunk of each request.
@@ -203,15 +245,21 @@ def summarize(harness_rounds: list[dict[str, Any]], bench_rounds: list[dict[str,
         "harness": harness, "bench_serving": bench, "server_meta_info": server_meta, "server_metrics": windows,
         "ratios": {
             "ttft": _ratio(harness["ttft_ms"], bench["ttft_ms"]),
-            "tpot_as_reported": _ratio(harness["tpot_ms"], bench["tpot_ms"]),
-            "tpot_same_definition_done_included": _ratio(harness["tpot_ms_done_included"], bench["tpot_ms"]),
-            "tpot_same_definition_first_to_last": _ratio(harness["tpot_ms"], bench["tpot_ms_first_to_last"]),
-            "e2e": _ratio(harness["e2e_ms"], bench["e2e_ms"]),
+            "ttft_mean": _ratio(harness["ttft_ms_mean"], bench["ttft_ms_mean"]),
+            "tpot_first_to_last": _ratio(harness["tpot_ms"], bench["tpot_ms"]),
+            "tpot_first_to_last_mean": _ratio(harness["tpot_ms_mean"], bench["tpot_ms_mean"]),
+            "tpot_bench_definition_mean": _ratio(harness["tpot_ms_done_included_mean"], bench["tpot_ms_mean_as_defined"]),
+            "e2e_mean": _ratio(harness["e2e_ms_mean"], bench["e2e_ms_mean"]),
         },
         "per_round": [{"round": h["round"],
                        "harness_ttft_ms": _median([s["ttft_ms"] for s in h["samples"] if s["ok"]]),
                        "harness_tpot_ms": _median([s["tpot_ms"] for s in h["samples"] if s["ok"] and s["tpot_ms"]]),
-                       "bench_ttft_ms": b["line"]["median_ttft_ms"], "bench_tpot_ms": b["line"]["median_tpot_ms"]}
+                       "bench_ttft_ms": b["line"]["median_ttft_ms"],
+                       "bench_tpot_ms": _median([sum(i) * 1000 / (n - 1) for i, n, e in zip(
+                           b["line"]["itls"], b["line"]["output_lens"], b["line"]["errors"], strict=True) if not e and n > 1]),
+                       "bench_tpot_ms_printed": b["line"]["median_tpot_ms"],
+                       "server_itl_ms_mean": {"harness": h["server_metrics"].get("itl_ms_mean"),
+                                              "bench_serving": b["server_metrics"].get("itl_ms_mean")}}
                       for h, b in zip(harness_rounds, bench_rounds, strict=True)],
     }
 
@@ -252,16 +300,25 @@ def report(summary: dict[str, Any]) -> str:
         f"{c['input_len']} prompt ids / {c['output_len']} new tokens, ignore_eos, BS=1 "
         f"(bench_serving --max-concurrency 1); {c['warmups']} warm-up request(s) per round and tool.",
         "",
-        "| median (ms) | harness | bench_serving | harness / bench_serving | goal |",
+        "| statistic (ms), pooled over requests | harness | bench_serving | harness / bench_serving | goal |",
         "| --- | --- | --- | --- | --- |",
         f"| TTFT | {_f(h['ttft_ms'])} | {_f(b['ttft_ms'])} | {_f(r['ttft'], 4)} | {_verdict(r['ttft'], TTFT_GOAL)} |",
-        f"| TPOT as each reports it | {_f(h['tpot_ms'])} | {_f(b['tpot_ms'])} | {_f(r['tpot_as_reported'], 4)} "
-        f"| {_verdict(r['tpot_as_reported'], TPOT_GOAL)} |",
-        f"| TPOT, both up to the [DONE] chunk | {_f(h['tpot_ms_done_included'])} | {_f(b['tpot_ms'])} "
-        f"| {_f(r['tpot_same_definition_done_included'], 4)} | {_verdict(r['tpot_same_definition_done_included'], TPOT_GOAL)} |",
-        f"| TPOT, both first to last token | {_f(h['tpot_ms'])} | {_f(b['tpot_ms_first_to_last'])} "
-        f"| {_f(r['tpot_same_definition_first_to_last'], 4)} | {_verdict(r['tpot_same_definition_first_to_last'], TPOT_GOAL)} |",
-        f"| e2e (send to [DONE]) | {_f(h['e2e_ms'])} | {_f(b['e2e_ms'])} | {_f(r['e2e'], 4)} | |",
+        f"| TTFT, mean | {_f(h.get('ttft_ms_mean'))} | {_f(b.get('ttft_ms_mean'))} | {_f(r.get('ttft_mean'), 4)} "
+        f"| {_verdict(r.get('ttft_mean'), TTFT_GOAL)} |",
+        f"| TPOT, first to last token (both per request) | {_f(h['tpot_ms'])} | {_f(b.get('tpot_ms_first_to_last'))} "
+        f"| {_f(r.get('tpot_first_to_last'), 4)} | {_verdict(r.get('tpot_first_to_last'), TPOT_GOAL)} |",
+        f"| TPOT, first to last token, mean | {_f(h.get('tpot_ms_mean'))} | {_f(b.get('tpot_ms_mean'))} "
+        f"| {_f(r.get('tpot_first_to_last_mean'), 4)} | {_verdict(r.get('tpot_first_to_last_mean'), TPOT_GOAL)} |",
+        f"| TPOT as bench_serving defines it (to `[DONE]`), mean | {_f(h.get('tpot_ms_done_included_mean'))} "
+        f"| {_f(b.get('tpot_ms_mean_as_defined'))} | {_f(r.get('tpot_bench_definition_mean'), 4)} "
+        f"| {_verdict(r.get('tpot_bench_definition_mean'), TPOT_GOAL)} |",
+        f"| e2e (send to [DONE]), mean | {_f(h.get('e2e_ms_mean'))} | {_f(b.get('e2e_ms_mean'))} | {_f(r.get('e2e_mean'), 4)} | |",
+        "",
+        "Medians and means are over all requests of all rounds. bench_serving's per-round printed median TPOT "
+        f"(median of the rounds': {_f(b.get('tpot_ms_median_of_round_medians'))} ms) is one round's value, not "
+        "pooled; its per-request latency is not in --output-details, so its own TPOT is pooled as a mean "
+        "(exact). analysis.md (python -m harness.bench_serving.explain) splits every difference into "
+        "definition, aggregation, server drift and client.",
         "",
         f"Requests: harness {h['requests']} ok / {h['failed']} failed; bench_serving {b['requests']} ok / {b['failed']} failed.",
         "",
@@ -293,11 +350,14 @@ def report(summary: dict[str, Any]) -> str:
         "",
         "## Per round (medians, ms)",
         "",
-        "| round | harness TTFT | bench_serving TTFT | harness TPOT | bench_serving TPOT |",
-        "| --- | --- | --- | --- | --- |",
+        "| round | harness TTFT | bench_serving TTFT | harness TPOT | bench_serving TPOT (printed) "
+        "| server ITL mean, harness / bench_serving window |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     lines += [f"| {p['round']} | {_f(p['harness_ttft_ms'])} | {_f(p['bench_ttft_ms'])} | {_f(p['harness_tpot_ms'])} "
-              f"| {_f(p['bench_tpot_ms'])} |" for p in summary["per_round"]]
+              f"| {_f(p['bench_tpot_ms'])} ({_f(p.get('bench_tpot_ms_printed'))}) "
+              f"| {_f(p.get('server_itl_ms_mean', {}).get('harness'))} / {_f(p.get('server_itl_ms_mean', {}).get('bench_serving'))} |"
+              for p in summary["per_round"]]
     startup = summary.get("server_startup")
     if startup:
         from harness.store.timing import startup_split
@@ -326,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--bench-python", default=sys.executable)
     parser.add_argument("--bench-pythonpath", default="", help="PYTHONPATH for bench_serving (its site and stubs)")
+    parser.add_argument("--design", choices=("rounds", "requests"), default="rounds",
+                        help="rounds: ABBA rounds of --requests per tool; requests: rounds x requests pairs, "
+                             "one prompt through both tools back to back (harness.bench_serving.interleave)")
     args = parser.parse_args(argv)
     if min(args.rounds, args.requests, args.input_len, args.output_len) < 1 or args.output_len < 2:
         print("fidelity: error: --rounds, --requests, --input-len >= 1 and --output-len >= 2", file=sys.stderr)
@@ -356,6 +419,16 @@ def main(argv: list[str] | None = None) -> int:
                             rounds=args.rounds, requests=args.requests, input_len=args.input_len,
                             output_len=args.output_len, warmups=args.warmups, vocab_size=args.vocab_size,
                             bench_python=args.bench_python, bench_pythonpath=args.bench_pythonpath)
+    if args.design == "requests":
+        try:
+            rc = run_interleaved(config)
+        finally:
+            if server is not None:
+                shutdown = server.stop()
+                print(f"fidelity: server stopped ({shutdown.signal}, survivors {list(shutdown.survivors)})", file=sys.stderr)
+        if startup is not None:
+            (args.out / "startup.json").write_text(json.dumps(startup, indent=2) + "\n")
+        return rc
     try:
         summary = run(config, startup)
     except RuntimeError as exc:

@@ -2,6 +2,8 @@
 # Issue #16 on one lent GPU with real sglang (after install-batch.sh calls for batch-1 and batch-2):
 #   bash scripts/gpu/fidelity.sh fidelity [.wheelhouse/batch-3]   ONE sglang server; harness client and
 #        sglang.bench_serving --max-concurrency 1 in interleaved rounds; meta_info and /metrics kept
+#   bash scripts/gpu/fidelity.sh interleave [.wheelhouse/batch-3] the same ROUNDS x REQUESTS prompts, each
+#        sent by the harness client and by bench_serving's own request function back to back (H B B H ...)
 #   bash scripts/gpu/fidelity.sh verdict                           time to verdict: `harness run --target
 #        sglang` of every single-GPU catalog scenario, cold then warm (--cache-dir), and a reuse pair
 # TARGET=reference runs the same on the CPU against the reference engine, with bench_serving from
@@ -9,7 +11,7 @@
 # INPUT_LEN (128), OUTPUT_LEN (64) set the sitting's size. Evidence: $OUT/issue16-<mode>-<date>-<where>/ and
 # a tarball of it in $OUT; unpack with `tar -xzf` into results/fidelity/ on the CPU machine.
 set -u -o pipefail
-mode=${1:?usage: fidelity.sh fidelity|verdict [.wheelhouse/batch-K]}
+mode=${1:?usage: fidelity.sh fidelity|interleave|verdict [.wheelhouse/batch-K]}
 target=${TARGET:-sglang}
 site=${SITE:-/tmp/site}
 out=${OUT:-/tmp/gpu-out}
@@ -49,13 +51,16 @@ $py -m harness.bench_serving.tokenizer "$tok" >/dev/null || exit 4
   [ "$target" = sglang ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/# device: /'
   echo "# PYTHONPATH=${PYTHONPATH:-} HARNESS_CACHE_DIR=$HARNESS_CACHE_DIR"; } >> "$dir/commands.txt"
 case "$mode" in
-  fidelity)
+  fidelity|interleave)
+    # interleave: the same requests, paired per request (one prompt through both tools back to back,
+    # order alternating) instead of per round, so the server's drift hits both alike.
+    design=rounds; [ "$mode" = interleave ] && design=requests
     # The one server start of this sitting: a tokenizer so it streams `text` (bench_serving counts a token
     # only when text is non-empty; with --skip-tokenizer-init it would count none).
     timeout -k 10 "${FIDELITY_TIMEOUT_S:-540}" $py -m harness.bench_serving.fidelity --out "$dir" --tokenizer "$tok" \
       --server-cmd "$server --tokenizer-path $tok" --bench-python "$py" --bench-pythonpath "$bench_path" \
       --rounds "${ROUNDS:-5}" --requests "${REQUESTS:-30}" --input-len "${INPUT_LEN:-128}" \
-      --output-len "${OUTPUT_LEN:-64}" 2>&1 | tee "$dir/console.txt"
+      --output-len "${OUTPUT_LEN:-64}" --design "$design" 2>&1 | tee "$dir/console.txt"
     rc=$?
     ;;
   verdict)
@@ -74,7 +79,7 @@ case "$mode" in
     done
     cat "$dir"/timing-*.md
     ;;
-  *) echo "fidelity: mode must be fidelity or verdict, got $mode" >&2; exit 2 ;;
+  *) echo "fidelity: mode must be fidelity, interleave or verdict, got $mode" >&2; exit 2 ;;
 esac
 tar -czf "$out/issue16-$mode-$stamp-$where.tar.gz" -C "$out" "$(basename "$dir")"
 [ "$target" = sglang ] && nvidia-smi --query-compute-apps=pid,used_memory --format=csv >> "$dir/commands.txt" 2>&1

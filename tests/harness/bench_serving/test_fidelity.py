@@ -33,3 +33,24 @@ def test_rehearsal_evidence_renders_and_its_bench_serving_lines_import() -> None
     for line in lines:
         result = to_result(line, "baseline", {"version": None, "commit": None})
         assert result["status"] == "ok" and len(result["samples"]) == summary["config"]["requests"]
+
+
+def test_summary_pools_bench_serving_per_request_not_round_medians(tmp_path: Path) -> None:
+    """summarize() on the rehearsal's raw rounds: bench TPOT pooled like the harness's, its own mean exact."""
+    from harness.bench_serving.fidelity import summarize
+
+    raw = REHEARSAL / "raw"
+    lines = [json.loads(x) for x in (raw / "bench_serving.jsonl").read_text().splitlines() if x.strip()]
+    harness_rounds = [json.loads((raw / f"harness-round-{k:02d}.json").read_text()) for k in (1, 2)]
+    bench_rounds = [{"round": k, "line": line, "elapsed_s": 1.0, "server_metrics": {"itl_ms_mean": 1.0}}
+                    for k, line in enumerate(lines, 1)]
+    config = FidelityConfig(base_url="http://127.0.0.1:1", tokenizer=tmp_path, out=tmp_path, rounds=2, requests=4)
+    summary = summarize(harness_rounds, bench_rounds, config)
+    b, r = summary["bench_serving"], summary["ratios"]
+    per_request = [sum(i) * 1000 / (n - 1) for line in lines for i, n in zip(line["itls"], line["output_lens"], strict=True)]
+    assert b["tpot_ms"] == b["tpot_ms_first_to_last"] == sorted(per_request)[3:5][0] / 2 + sorted(per_request)[3:5][1] / 2
+    assert b["tpot_ms_mean_as_defined"] == sum(x["mean_tpot_ms"] for x in lines) / 2
+    assert b["tpot_ms_median_of_round_medians"] == (lines[0]["median_tpot_ms"] + lines[1]["median_tpot_ms"]) / 2
+    assert r["tpot_first_to_last"] == summary["harness"]["tpot_ms"] / b["tpot_ms"]
+    text = report(summary)
+    assert "TPOT as bench_serving defines it" in text and "median of the rounds'" in text
