@@ -37,7 +37,7 @@ from reliability_helpers import (
 from rich.console import Console
 
 from harness import run as harness_run
-from harness import show
+from harness.store import show
 from harness.config import RunConfig
 from harness.scenarios.catalog import load_scenario
 from harness.serve.lock import OWNER_TOKEN_ENV, GpuLock, LockHeldError, LockOwner, lock_scope
