@@ -37,11 +37,11 @@ from reliability_helpers import (
 from rich.console import Console
 
 from harness import run as harness_run
-from harness.store import show
 from harness.config import RunConfig
 from harness.scenarios.catalog import load_scenario
 from harness.serve.lock import OWNER_TOKEN_ENV, GpuLock, LockHeldError, LockOwner, lock_scope
 from harness.serve.server import group_members
+from harness.store import show
 from harness.store.results import RESULT_FILE, load_result
 from harness.store.resume import ATTEMPTS_DIR
 
