@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from harness.instrument.sglang_hooks import Probe
-from harness.instrument.targets import TARGETS, HookTarget
+from harness.instrument.targets import TARGETS, Candidate, HookTarget, resolve_target
 from harness.oracle_check import judged_version
 from harness.upstream.case import Case
 from harness.upstream.linker import LazyModule, Linker, MissingName, SourceTree
@@ -39,6 +39,7 @@ from reference_impl.versions import flashinfer_for_sglang
 _RUNTIME = "sglang.srt.runtime_context"
 _DP_ATTENTION = "sglang.srt.layers.dp_attention"
 _FORWARD_BATCH = "sglang.srt.model_executor.forward_batch_info"
+_BOUNDARY = "sglang.srt.layers.layer_boundary.factories"
 _GETTERS = ("context", "parallel", "server_args", "flags", "forward", "device", "model", "exec", "schedule",
             "memory", "spec", "lora", "mm", "disagg", "serving", "observability")
 
@@ -60,17 +61,19 @@ class Session:
     def module(self, name: str) -> LazyModule:
         return LazyModule(self.linker, name)
 
-    def hook(self, target_name: str) -> bool:
-        """Install one live hook on the linked tree; False when no candidate location exists."""
+    def hook(self, target_name: str) -> Candidate | None:
+        """Install one live hook on the linked tree (the candidate the live probe would pick); None if none."""
         target = _target(target_name)
-        for cand in target.candidates:
-            if self.linker.tree.module_file(cand.module) is not None:
-                self.probe.hook(target, cand, self.module(cand.module))
-                return True
+        resolved = resolve_target(self.linker.tree.root, target).candidate
+        present = [c for c in target.candidates if self.linker.tree.module_file(c.module) is not None]
+        cand = resolved or (present[0] if present else None)
+        if cand is not None:
+            self.probe.hook(target, cand, self.module(cand.module))
+            return cand
         self.probe.write("hook_missing", target=target_name,
                          reason=f"no module {', '.join(c.module for c in target.candidates)} in sglang "
                                 f"{self.version}")
-        return False
+        return None
 
 
 def _target(name: str) -> HookTarget:
@@ -102,7 +105,11 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
                                buffer_device="cpu")
     state.is_extend_in_batch = False
     state.sp_active = False
-    with Linker(tree, stand_ins(tree, state, version)) as linker, environment(case.env, clear=(ENV_VAR,)):
+    links = stand_ins(tree, state, version)
+    # The process's ModelConfig (0.5.20+ runtime getter): its hf_config is the case's config.json.
+    hf_config = SimpleNamespace(**_model_json(case))
+    links[f"{_RUNTIME}.process_model_config"] = lambda: SimpleNamespace(hf_config=hf_config)
+    with Linker(tree, links) as linker, environment(case.env, clear=(ENV_VAR,)):
         moe_utils = LazyModule(linker, "sglang.srt.layers.moe.utils")
         state.moe.a2a_backend = moe_utils.MoeA2ABackend(case.args.moe_a2a_backend)
         state.moe.runner_backend = moe_utils.MoeRunnerBackend(case.args.moe_runner_backend)
@@ -286,8 +293,12 @@ class _EagerCapture:
 
 
 def drive_scatter(s: Session) -> None:
-    """LayerScatterModes.init_new for a sparse and a dense layer, as the model builds them (fix 5)."""
-    if not s.hook("mlp_scatter_mode"):
+    """The MLP scatter mode of a sparse and a dense layer as the model builds them (fix 5)."""
+    cand = s.hook("mlp_scatter_mode")
+    if cand is None:
+        return
+    if cand.module == _BOUNDARY:
+        _drive_ffn_rows(s, cand.attrs[0])
         return
     communicator = s.module("sglang.srt.layers.communicator")
     modes = communicator.LayerScatterModes
@@ -295,6 +306,32 @@ def drive_scatter(s: Session) -> None:
     for layer_id, sparse in ((0, False), (1, True), (2, True)):
         modes.init_new(layer_id=layer_id, num_layers=layers, is_layer_sparse=sparse,
                        is_previous_layer_sparse=layer_id > 1, is_next_layer_sparse=True)
+
+
+def _drive_ffn_rows(s: Session, resolve_name: str) -> None:
+    """layer_boundary (0.5.21+): the FFN row contract of a dense and a sparse FFN per batch variant.
+
+    The variants are sglang's own list for the configuration; the CP extend exists once attention CP
+    shards prefill tokens, which is the batch fix 5 is about, so prefill CP is on whenever attn_cp_size > 1.
+    """
+    s.state.enable_prefill_cp = s.case.args.attn_cp_size > 1
+    s.state.enable_attn_tp_input_scattered = False
+    s.state.enable_cp_tp_group_sharing = False
+    s.state.sp = SimpleNamespace(enabled=False)  # get_flags().sp: layernorm sequence parallelism, off
+    s.state.comm = SimpleNamespace(boundary_reduction=_boundary_reduction(s))
+    factories = s.module(_BOUNDARY)
+    active = getattr(factories, "_active_variants", None) or factories._variants  # 0.5.21 name
+    resolve = getattr(factories, resolve_name)
+    for variant in active():
+        if variant.name in ("ORDINARY", "CONTEXT_PARALLEL"):
+            for sparse in (False, True):
+                resolve(variant, sparse=sparse)
+
+
+def _boundary_reduction(s: Session) -> str:
+    """--boundary-reduction auto as sglang resolves it for the case's model."""
+    config = SimpleNamespace(**_model_json(s.case))
+    return str(s.module("sglang.srt.arg_groups.boundary_reduction").model_boundary_reduction(config))
 
 
 def _call_with_args(func: Callable[..., Any], state: State) -> Any:

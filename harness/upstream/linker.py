@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # Third-party packages the CPU build has and that sglang uses as plain libraries.
-REAL_PACKAGES = frozenset({"torch", "numpy", "typing_extensions"})
+REAL_PACKAGES = frozenset({"torch", "numpy", "typing_extensions", "msgspec"})
 _FUTURE_ANNOTATIONS = __import__("__future__").annotations.compiler_flag
 _instances = itertools.count()
 
@@ -302,6 +302,9 @@ class Linker:
         if not _is_sglang(module):
             return self._foreign(module, name)
         if self.tree.module_file(module) is None:
+            # A namespace package (a directory without __init__.py, e.g. sglang/srt/layers): submodules only.
+            if self.tree.root.joinpath(*module.split(".")).is_dir() and self.tree.module_file(key) is not None:
+                return LazyModule(self, key)
             raise LinkError(f"{module} is not in sglang's tree at {self.tree.root} (needed for {name})")
         space = self.namespace(module)
         if name in space:
