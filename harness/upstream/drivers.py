@@ -23,6 +23,7 @@ from harness.oracle_check import judged_version
 from harness.upstream.case import Case
 from harness.upstream.linker import LazyModule, Linker, MissingName, SourceTree
 from harness.upstream.standins import (
+    CudaOnCpu,
     Geometry,
     Group,
     Inert,
@@ -40,6 +41,9 @@ _RUNTIME = "sglang.srt.runtime_context"
 _DP_ATTENTION = "sglang.srt.layers.dp_attention"
 _FORWARD_BATCH = "sglang.srt.model_executor.forward_batch_info"
 _BOUNDARY = "sglang.srt.layers.layer_boundary.factories"
+_PARALLEL_STATE = "sglang.srt.distributed.parallel_state"
+_DECODE_RUNNER = "sglang.srt.model_executor.runner.decode_cuda_graph_runner"
+_LEGACY_RUNNER = "sglang.srt.model_executor.cuda_graph_runner"
 _GETTERS = ("context", "parallel", "server_args", "flags", "forward", "device", "model", "exec", "schedule",
             "memory", "spec", "lora", "mm", "disagg", "serving", "observability")
 
@@ -109,7 +113,7 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
     # The process's ModelConfig (0.5.20+ runtime getter): its hf_config is the case's config.json.
     hf_config = SimpleNamespace(**_model_json(case))
     links[f"{_RUNTIME}.process_model_config"] = lambda: SimpleNamespace(hf_config=hf_config)
-    with Linker(tree, links) as linker, environment(case.env, clear=(ENV_VAR,)):
+    with Linker(tree, links) as linker, environment(case.env, clear=(ENV_VAR,)), CudaOnCpu():
         moe_utils = LazyModule(linker, "sglang.srt.layers.moe.utils")
         state.moe.a2a_backend = moe_utils.MoeA2ABackend(case.args.moe_a2a_backend)
         state.moe.runner_backend = moe_utils.MoeRunnerBackend(case.args.moe_runner_backend)
@@ -170,7 +174,10 @@ def drive_capture(s: Session) -> None:
     """Decode CUDA graph capture of every batch size sglang picks (fixes 2 and 4): sizes, set_dp_buffer_len."""
     for name in ("gathered_buffer", "cuda_graph_capture", "set_dp_buffer_len", "attn_tp_gather"):
         s.hook(name)
-    runner_mod = s.module("sglang.srt.model_executor.runner.decode_cuda_graph_runner")
+    if s.linker.tree.module_file(_DECODE_RUNNER) is None and s.linker.tree.module_file(_LEGACY_RUNNER):
+        _drive_legacy_capture(s)
+        return
+    runner_mod = s.module(_DECODE_RUNNER)
     base_mod = s.module("sglang.srt.model_executor.runner.base_cuda_graph_runner")
     common = s.module("sglang.srt.utils.common")
     gathered = bool(_call_with_args(common.require_gathered_buffer, s.state))
@@ -182,6 +189,56 @@ def drive_capture(s: Session) -> None:
     capture_one = runner_mod.DecodeCudaGraphRunner.capture_one_shape
     for size in sizes:
         capture_one(runner, size, _forward)
+
+
+def _drive_legacy_capture(s: Session) -> None:
+    """Before the runner/ split (0.5.13 and older): CudaGraphRunner.capture_one_batch_size per batch size."""
+    args = s.case.args
+    # Process-group getters of those releases read module globals that initialize_dp_attention and
+    # initialize_model_parallel set at start-up; they answer from the case instead.
+    s.linker.stand_ins.update({
+        f"{_DP_ATTENTION}.get_attention_tp_size": lambda: s.state.attn_tp_size,
+        f"{_DP_ATTENTION}.get_attention_cp_size": lambda: s.state.attn_cp_size,
+        f"{_DP_ATTENTION}.get_attention_dp_size": lambda: s.state.attn_dp_size,
+        f"{_DP_ATTENTION}.get_attention_tp_rank": lambda: 0,
+        f"{_PARALLEL_STATE}.get_moe_expert_parallel_world_size": lambda: args.ep_size,
+    })
+    runner_mod = s.module(_LEGACY_RUNNER)
+    common = s.module("sglang.srt.utils.common")
+    gathered = bool(common.require_gathered_buffer(s.state))
+    mlp_gather = bool(common.require_mlp_tp_gather(s.state))
+    attn_gather = bool(common.require_attn_tp_gather(s.state))
+    generate = s.linker.method("sglang.srt.server_args", "ServerArgs._generate_cuda_graph_batch_sizes")
+    s.state.cuda_graph_max_bs = s.case.cuda_graph_max_bs
+    server_args = State("server_args", {**s.state.values(), "cuda_graph_bs": list(generate(s.state)),
+                                        "torch_compile_max_bs": 0, "enable_torch_compile": False})
+    model_runner = SimpleNamespace(
+        server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
+        spec_algorithm=_spec_none(s), is_draft_worker=False, hisparse_coordinator=None,
+        attn_backend=Inert("attn_backend"), token_to_kv_pool=Inert("token_to_kv_pool"),
+        tp_group=Inert("tp_group"), lora_manager=None)
+    sizes, _ = runner_mod.get_batch_sizes_to_capture(model_runner)
+    runner = object.__new__(runner_mod.CudaGraphRunner)
+    rows = 4096
+    buffers = _Buffers(
+        **{name: torch.zeros(rows, dtype=torch.int64) for name in (
+            "input_ids", "req_pool_indices", "seq_lens", "seq_lens_cpu", "out_cache_loc", "positions")},
+        mrope_positions=torch.zeros(3, rows, dtype=torch.int64), next_token_logits_buffer=torch.zeros(rows, 1),
+        num_token_non_padded=torch.zeros(1, dtype=torch.int32),
+        global_num_tokens_gpu=torch.zeros(args.dp_size, dtype=torch.int32),
+        global_num_tokens_for_logprob_gpu=torch.zeros(args.dp_size, dtype=torch.int32), pp_proxy_tensors={})
+    runner.__dict__.update(
+        model_runner=model_runner, buffers=buffers, stream=None, num_tokens_per_bs=1, is_encoder_decoder=False,
+        require_gathered_buffer=gathered, require_mlp_tp_gather=mlp_gather, require_attn_tp_gather=attn_gather,
+        nsa_enable_prefill_cp=False, pp_size=1, dp_size=args.dp_size, enable_pdmux=False,
+        capture_hidden_mode=s.module(_FORWARD_BATCH).CaptureHiddenMode.NULL, attn_backend=Inert("attn_backend"),
+        capture_forward_mode=_decode_mode(s), tbo_plugin=Inert("tbo_plugin"), deepep_adapter=Inert("deepep"),
+        device_module=Inert("device_module"), max_bs=s.case.cuda_graph_max_bs, speculative_num_steps=0,
+        # The CUDA graph itself: no graph object, and capture runs the function once (as its warm-up does).
+        _create_device_graph=lambda: None,
+        _capture_graph=lambda graph, pool, stream, run_once: run_once())
+    for size in sizes:
+        runner_mod.CudaGraphRunner.capture_one_batch_size(runner, size, _forward)
 
 
 def _forward(input_ids: torch.Tensor, positions: torch.Tensor, forward_batch: Any, **kwargs: Any) -> Any:

@@ -173,6 +173,18 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
     })
 
 
+class CudaOnCpu(torch.overrides.TorchFunctionMode):
+    """Tensors sglang places on "cuda" (older dispatchers' preallocated dummy-token buffers) land on the CPU."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        device = kwargs.get("device")
+        if device is not None and torch.device(device).type == "cuda":
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def environment(pairs: tuple[tuple[str, str], ...], clear: tuple[str, ...]) -> Iterator[None]:
     """Set the scenario's env vars (and unset `clear`) for sglang's env readers; restore afterwards."""
