@@ -216,7 +216,7 @@ def _drive_legacy_capture(s: Session) -> None:
         server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
         spec_algorithm=_spec_none(s), is_draft_worker=False, hisparse_coordinator=None,
         attn_backend=Inert("attn_backend"), token_to_kv_pool=Inert("token_to_kv_pool"),
-        tp_group=Inert("tp_group"), lora_manager=None)
+        tp_group=Inert("tp_group"), lora_manager=None, canary_manager=None)
     sizes, _ = runner_mod.get_batch_sizes_to_capture(model_runner)
     runner = object.__new__(runner_mod.CudaGraphRunner)
     rows = 4096
@@ -230,7 +230,7 @@ def _drive_legacy_capture(s: Session) -> None:
     runner.__dict__.update(
         model_runner=model_runner, buffers=buffers, stream=None, num_tokens_per_bs=1, is_encoder_decoder=False,
         require_gathered_buffer=gathered, require_mlp_tp_gather=mlp_gather, require_attn_tp_gather=attn_gather,
-        nsa_enable_prefill_cp=False, pp_size=1, dp_size=args.dp_size, enable_pdmux=False,
+        nsa_enable_prefill_cp=False, enable_prefill_cp=False, buffer_registry=_Registry(rows), pp_size=1, dp_size=args.dp_size, enable_pdmux=False,
         capture_hidden_mode=s.module(_FORWARD_BATCH).CaptureHiddenMode.NULL, attn_backend=Inert("attn_backend"),
         capture_forward_mode=_decode_mode(s), tbo_plugin=Inert("tbo_plugin"), deepep_adapter=Inert("deepep"),
         device_module=Inert("device_module"), max_bs=s.case.cuda_graph_max_bs, speculative_num_steps=0,
@@ -251,7 +251,8 @@ def _model_runner(s: Session) -> Any:
     s.state.graph = SimpleNamespace(cuda_graph_config=SimpleNamespace(decode=decode), torch_compile_max_bs=0,
                                     debug_cuda_graph=False)
     server_args = State("server_args", {**s.state.values(), "cuda_graph_config": SimpleNamespace(decode=decode),
-                                        "torch_compile_max_bs": 0, "enable_lora": False})
+                                        "torch_compile_max_bs": 0, "enable_torch_compile": False,
+                                        "enable_lora": False})
     runner = SimpleNamespace(
         server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
         spec_algorithm=_spec_none(s), is_draft_worker=False, capture_tail_hooks=[], capture_head_hooks=[],
