@@ -12,6 +12,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -68,7 +69,7 @@ class Session:
     def hook(self, target_name: str) -> Candidate | None:
         """Install one live hook on the linked tree (the candidate the live probe would pick); None if none."""
         target = _target(target_name)
-        resolved = resolve_target(self.linker.tree.root, target).candidate
+        resolved = _resolved(self.linker.tree.root, target_name)
         present = [c for c in target.candidates if self.linker.tree.module_file(c.module) is not None]
         cand = resolved or (present[0] if present else None)
         if cand is not None:
@@ -78,6 +79,12 @@ class Session:
                          reason=f"no module {', '.join(c.module for c in target.candidates)} in sglang "
                                 f"{self.version}")
         return None
+
+
+@functools.cache
+def _resolved(root: Path, target_name: str) -> Candidate | None:
+    """The candidate the live probe picks in this tree (parsed once per tree and target)."""
+    return resolve_target(root, _target(target_name)).candidate
 
 
 def _target(name: str) -> HookTarget:

@@ -106,6 +106,7 @@ class ParsedModule:
                 elif binding.name not in unconditional:
                     self.bindings.setdefault(binding.name, binding)
         self._code: dict[int, types.CodeType] = {}
+        self._eager: dict[int, set[str]] = {}
 
     def _bindings_of(self, index: int, node: ast.stmt) -> Iterator[Binding]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -162,6 +163,11 @@ class ParsedModule:
 
     def eager_names(self, index: int) -> set[str]:
         """Names a statement reads outside function bodies (class bodies cannot resolve them lazily)."""
+        if index not in self._eager:  # every link session asks again for the same statements
+            self._eager[index] = self._eager_names(index)
+        return self._eager[index]
+
+    def _eager_names(self, index: int) -> set[str]:
         node = self.statements[index]
         names: set[str] = set()
         stack: list[ast.AST] = [node]
