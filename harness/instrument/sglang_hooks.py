@@ -120,7 +120,7 @@ class Probe:
                 resolved = _try(lambda t=target: resolve_target(Path(root), t).candidate)
                 self.chosen[target.name] = resolved or present[0]
                 continue
-            modules = ", ".join(c.module for c in target.candidates)
+            modules = ", ".join(dict.fromkeys(c.module for c in target.candidates))
             self.write("hook_missing", target=target.name,
                        reason=f"no module {modules} in sglang {_sglang_version()} at {root}")
 

@@ -76,7 +76,7 @@ class Session:
             self.probe.hook(target, cand, self.module(cand.module))
             return cand
         self.probe.write("hook_missing", target=target_name,
-                         reason=f"no module {', '.join(c.module for c in target.candidates)} in sglang "
+                         reason=f"no module {', '.join(dict.fromkeys(c.module for c in target.candidates))} in sglang "
                                 f"{self.version}")
         return None
 
