@@ -323,7 +323,7 @@ def _scatter_verdicts(prediction: dict[str, Any], records: Sequence[Record],
         for label, is_sparse in wanted.items():
             if expected.get(label) is None:
                 continue
-            layers = [r for r in records if bool(r["is_sparse"]) == is_sparse]
+            layers = _variant_records([r for r in records if bool(r["is_sparse"]) == is_sparse], is_sparse)
             name = f"mlp_scatter_mode.{label}"
             if not layers and any(bool(r["is_sparse"]) != is_sparse for r in records):
                 out.append(Verdict(name, [expected[label]], [], None,
@@ -334,6 +334,18 @@ def _scatter_verdicts(prediction: dict[str, Any], records: Sequence[Record],
         return out
     modes = sorted({r["mode"] for r in records if r["is_sparse"]})
     return [_set_verdict("mlp_scatter_mode", {expected}, modes, records, missing)]
+
+
+def _variant_records(records: Sequence[Record], is_sparse: bool) -> list[Record]:
+    """layer_boundary records carry a batch variant: a sparse FFN's mode is that of the CP extend where
+    the configuration has one (the only batch whose MoE input is gathered over MoE-CP), a dense FFN's that
+    of an ordinary batch (the mode the oracle models). Records without a variant are kept as they are."""
+    if not any(r.get("variant") for r in records):
+        return list(records)
+    cp_extend = [r for r in records if r.get("variant") == "CONTEXT_PARALLEL"]
+    if is_sparse and cp_extend:
+        return cp_extend
+    return [r for r in records if r.get("variant") in (None, "ORDINARY")]
 
 
 def _set_verdict(name: str, expected: set[str], observed: list[str], records: Sequence[Record],

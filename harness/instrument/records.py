@@ -19,7 +19,8 @@ Every record has: schema, kind, pid, rank, t (time.time()), plus the kind's fiel
 - cuda_graph_capture: batch_size, num_tokens, mem_free_before, mem_free_after,
   allocated_before, allocated_after, elapsed_s
 - capture_oom: batch_size, num_tokens, requested_bytes, free_bytes, message
-- mlp_scatter_mode: layer_id, is_sparse, mode ("SCATTERED"|"FULL"|"MOE_FULL")
+- mlp_scatter_mode: layer_id, is_sparse, mode ("SCATTERED"|"FULL"|"MOE_FULL"); optional variant
+  ("ORDINARY"|"CONTEXT_PARALLEL": layer_boundary releases, whose hook is per FFN stage, layer_id null)
 - hook_installed: target; hook_missing: target, reason
 A record may carry more fields than listed; FIELDS below is what the reader requires.
 """

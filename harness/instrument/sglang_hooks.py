@@ -18,7 +18,7 @@ from typing import Any
 
 from .finder import PostImportFinder
 from .records import ENV_DIR, ENV_RANK, RecordWriter
-from .targets import TARGETS, Candidate, HookTarget, module_file
+from .targets import TARGETS, Candidate, HookTarget, module_file, resolve_target
 
 ENV_EAGER_CALLS = "HARNESS_INSTRUMENT_EAGER_CALLS"
 DEFAULT_EAGER_CALLS = 16
@@ -115,9 +115,12 @@ class Probe:
         for target in TARGETS:
             present = [c for c in target.candidates if module_file(Path(root), c.module)]
             if present:
-                self.chosen[target.name] = present[0]
+                # Candidates may share a module (a function renamed in place): the one it defines wins;
+                # if none resolves, the first present one, whose hook then names what is missing.
+                resolved = _try(lambda t=target: resolve_target(Path(root), t).candidate)
+                self.chosen[target.name] = resolved or present[0]
                 continue
-            modules = ", ".join(c.module for c in target.candidates)
+            modules = ", ".join(dict.fromkeys(c.module for c in target.candidates))
             self.write("hook_missing", target=target.name,
                        reason=f"no module {modules} in sglang {_sglang_version()} at {root}")
 
@@ -312,6 +315,10 @@ def _install_capture_oom(probe: Probe, module: ModuleType, cand: Candidate) -> N
 
 
 def _install_mlp_scatter_mode(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    if cand.attrs[0] != "LayerScatterModes.init_new":
+        _install_ffn_rows(probe, module, cand)
+        return
+
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(cls: Any, *args: Any, **kwargs: Any) -> Any:
             modes = original(cls, *args, **kwargs)
@@ -322,6 +329,47 @@ def _install_mlp_scatter_mode(probe: Probe, module: ModuleType, cand: Candidate)
         return wrapper
 
     _replace(module, cand.attrs[0], make)
+
+
+# The batch variants whose FFN rows the scatter-mode vocabulary describes: ordinary batches, and a
+# context-parallel extend (the only batch on which the MoE-CP gather of fix 5 happens).
+_FFN_VARIANTS = ("ORDINARY", "CONTEXT_PARALLEL")
+
+
+def _install_ffn_rows(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    """layer_boundary (0.5.21+): the FFN row contract sglang resolves per batch variant, as a scatter mode."""
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(variant: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(variant, *args, **kwargs)
+            name = getattr(variant, "name", None)
+            if name in _FFN_VARIANTS:
+                sparse = bool(kwargs.get("sparse"))
+                # The function is per stage, not per layer: sglang does not pass a layer id.
+                probe.write("mlp_scatter_mode", layer_id=None, is_sparse=sparse, variant=name,
+                            mode=_try(lambda: ffn_scatter_mode(module, name, out, sparse,
+                                                               kwargs.get("dense_tp_size"))))
+            return out
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
+def ffn_scatter_mode(factories: Any, variant: str, resolved: Any, sparse: bool, dense_tp_size: Any) -> str:
+    """An FFN's resolved row contract in LayerScatterModes' words (SCATTERED / MOE_FULL / FULL).
+
+    SCATTERED: the FFN computes on this rank's own rows (sglang's _ffn_on_rank_rows; 0.5.21, which
+    lacks it, leaves exactly those outputs without a sum group). MOE_FULL: on a CP extend, its input
+    rows are not sharded over attention CP, i.e. gathered over the MoE-CP group. FULL: otherwise.
+    """
+    contract = resolved[0]
+    on_rank_rows = getattr(factories, "_ffn_on_rank_rows", None)
+    own = on_rank_rows(sparse, dense_tp_size) if on_rank_rows is not None else contract.output.group is None
+    if own:
+        return "SCATTERED"
+    axes = {getattr(axis, "name", str(axis)) for axis in contract.input.layout.sharded}
+    if variant == "CONTEXT_PARALLEL" and "ATTN_CP" not in axes:
+        return "MOE_FULL"
+    return "FULL"
 
 
 # initialize_model_parallel's keyword names per version (0.5.16 first, 0.5.23 second).

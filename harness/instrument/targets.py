@@ -31,6 +31,7 @@ class HookTarget:
 _DISPATCHER = "sglang.srt.layers.moe.token_dispatcher.flashinfer"
 _DECODE_RUNNER = "sglang.srt.model_executor.runner.decode_cuda_graph_runner"
 _LEGACY_RUNNER = "sglang.srt.model_executor.cuda_graph_runner"
+_BOUNDARY = "sglang.srt.layers.layer_boundary.factories"
 
 TARGETS: tuple[HookTarget, ...] = (
     HookTarget("dispatcher_init", (
@@ -67,8 +68,10 @@ TARGETS: tuple[HookTarget, ...] = (
     ), "an OOM anywhere in graph setup, not only inside one capture (fix 3)"),
     HookTarget("mlp_scatter_mode", (
         Candidate("sglang.srt.layers.communicator", ("LayerScatterModes.init_new",),
-                  "0.5.16 (0.5.23 replaced it with layers/layer_boundary)"),
-    ), "MLP scatter mode per layer (fix 5)"),
+                  "0.5.16 to 0.5.20 (0.5.21 replaced it with layers/layer_boundary)"),
+        Candidate(_BOUNDARY, ("_resolve_ffn",), "0.5.22, 0.5.23: the FFN row contract per batch variant"),
+        Candidate(_BOUNDARY, ("_ffn_decl",), "0.5.21"),
+    ), "MLP scatter mode per layer (fix 5); layer_boundary releases: per FFN stage and batch variant"),
     HookTarget("parallel_groups", (
         Candidate("sglang.srt.distributed.parallel_state", ("initialize_model_parallel",), "0.5.16, 0.5.23"),
     ), "group sizes and the MoE-DP / attention-CP alias (fix 5)"),
@@ -100,24 +103,24 @@ class Resolution:
 
 def resolve_static(root: Path) -> tuple[Resolution, ...]:
     """Resolve every target in the sglang tree under `root` (the dir containing `sglang/`) by parsing."""
-    out = []
-    for target in TARGETS:
-        reasons = []
-        chosen = None
-        for cand in target.candidates:
-            path = module_file(root, cand.module)
-            if path is None:
-                reasons.append(f"{cand.module}: module not found")
-                continue
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            unresolved = [a for a in cand.attrs if not _defines(tree, a)]
-            if unresolved:
-                reasons.append(f"{cand.module}: no {', '.join(unresolved)}")
-                continue
-            chosen = cand
-            break
-        out.append(Resolution(target.name, chosen, "; ".join(reasons) if chosen is None else "ok"))
-    return tuple(out)
+    return tuple(resolve_target(root, target) for target in TARGETS)
+
+
+def resolve_target(root: Path, target: HookTarget) -> Resolution:
+    """The first candidate whose module exists and defines its attributes (several may share a module)."""
+    reasons = []
+    for cand in target.candidates:
+        path = module_file(root, cand.module)
+        if path is None:
+            reasons.append(f"{cand.module}: module not found")
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        unresolved = [a for a in cand.attrs if not _defines(tree, a)]
+        if unresolved:
+            reasons.append(f"{cand.module}: no {', '.join(unresolved)}")
+            continue
+        return Resolution(target.name, cand, "ok")
+    return Resolution(target.name, None, "; ".join(reasons))
 
 
 def _defines(tree: ast.Module, attr_path: str) -> bool:

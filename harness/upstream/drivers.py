@@ -12,6 +12,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,10 +20,11 @@ import torch
 
 from harness.check.oracle_check import judged_version
 from harness.instrument.sglang_hooks import Probe
-from harness.instrument.targets import TARGETS, HookTarget
+from harness.instrument.targets import TARGETS, Candidate, HookTarget, resolve_target
 from harness.upstream.case import Case
 from harness.upstream.linker import LazyModule, Linker, MissingName, SourceTree
 from harness.upstream.standins import (
+    CudaOnCpu,
     Geometry,
     Group,
     Inert,
@@ -39,6 +41,10 @@ from reference_impl.versions import flashinfer_for_sglang
 _RUNTIME = "sglang.srt.runtime_context"
 _DP_ATTENTION = "sglang.srt.layers.dp_attention"
 _FORWARD_BATCH = "sglang.srt.model_executor.forward_batch_info"
+_BOUNDARY = "sglang.srt.layers.layer_boundary.factories"
+_PARALLEL_STATE = "sglang.srt.distributed.parallel_state"
+_DECODE_RUNNER = "sglang.srt.model_executor.runner.decode_cuda_graph_runner"
+_LEGACY_RUNNER = "sglang.srt.model_executor.cuda_graph_runner"
 _GETTERS = ("context", "parallel", "server_args", "flags", "forward", "device", "model", "exec", "schedule",
             "memory", "spec", "lora", "mm", "disagg", "serving", "observability")
 
@@ -60,17 +66,25 @@ class Session:
     def module(self, name: str) -> LazyModule:
         return LazyModule(self.linker, name)
 
-    def hook(self, target_name: str) -> bool:
-        """Install one live hook on the linked tree; False when no candidate location exists."""
+    def hook(self, target_name: str) -> Candidate | None:
+        """Install one live hook on the linked tree (the candidate the live probe would pick); None if none."""
         target = _target(target_name)
-        for cand in target.candidates:
-            if self.linker.tree.module_file(cand.module) is not None:
-                self.probe.hook(target, cand, self.module(cand.module))
-                return True
+        resolved = _resolved(self.linker.tree.root, target_name)
+        present = [c for c in target.candidates if self.linker.tree.module_file(c.module) is not None]
+        cand = resolved or (present[0] if present else None)
+        if cand is not None:
+            self.probe.hook(target, cand, self.module(cand.module))
+            return cand
         self.probe.write("hook_missing", target=target_name,
-                         reason=f"no module {', '.join(c.module for c in target.candidates)} in sglang "
+                         reason=f"no module {', '.join(dict.fromkeys(c.module for c in target.candidates))} in sglang "
                                 f"{self.version}")
-        return False
+        return None
+
+
+@functools.cache
+def _resolved(root: Path, target_name: str) -> Candidate | None:
+    """The candidate the live probe picks in this tree (parsed once per tree and target)."""
+    return resolve_target(root, _target(target_name)).candidate
 
 
 def _target(name: str) -> HookTarget:
@@ -102,7 +116,11 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
                                buffer_device="cpu")
     state.is_extend_in_batch = False
     state.sp_active = False
-    with Linker(tree, stand_ins(tree, state, version)) as linker, environment(case.env, clear=(ENV_VAR,)):
+    links = stand_ins(tree, state, version)
+    # The process's ModelConfig (0.5.20+ runtime getter): its hf_config is the case's config.json.
+    hf_config = SimpleNamespace(**_model_json(case))
+    links[f"{_RUNTIME}.process_model_config"] = lambda: SimpleNamespace(hf_config=hf_config)
+    with Linker(tree, links) as linker, environment(case.env, clear=(ENV_VAR,)), CudaOnCpu():
         moe_utils = LazyModule(linker, "sglang.srt.layers.moe.utils")
         state.moe.a2a_backend = moe_utils.MoeA2ABackend(case.args.moe_a2a_backend)
         state.moe.runner_backend = moe_utils.MoeRunnerBackend(case.args.moe_runner_backend)
@@ -163,7 +181,10 @@ def drive_capture(s: Session) -> None:
     """Decode CUDA graph capture of every batch size sglang picks (fixes 2 and 4): sizes, set_dp_buffer_len."""
     for name in ("gathered_buffer", "cuda_graph_capture", "set_dp_buffer_len", "attn_tp_gather"):
         s.hook(name)
-    runner_mod = s.module("sglang.srt.model_executor.runner.decode_cuda_graph_runner")
+    if s.linker.tree.module_file(_DECODE_RUNNER) is None and s.linker.tree.module_file(_LEGACY_RUNNER):
+        _drive_legacy_capture(s)
+        return
+    runner_mod = s.module(_DECODE_RUNNER)
     base_mod = s.module("sglang.srt.model_executor.runner.base_cuda_graph_runner")
     common = s.module("sglang.srt.utils.common")
     gathered = bool(_call_with_args(common.require_gathered_buffer, s.state))
@@ -177,6 +198,56 @@ def drive_capture(s: Session) -> None:
         capture_one(runner, size, _forward)
 
 
+def _drive_legacy_capture(s: Session) -> None:
+    """Before the runner/ split (0.5.13 and older): CudaGraphRunner.capture_one_batch_size per batch size."""
+    args = s.case.args
+    # Process-group getters of those releases read module globals that initialize_dp_attention and
+    # initialize_model_parallel set at start-up; they answer from the case instead.
+    s.linker.stand_ins.update({
+        f"{_DP_ATTENTION}.get_attention_tp_size": lambda: s.state.attn_tp_size,
+        f"{_DP_ATTENTION}.get_attention_cp_size": lambda: s.state.attn_cp_size,
+        f"{_DP_ATTENTION}.get_attention_dp_size": lambda: s.state.attn_dp_size,
+        f"{_DP_ATTENTION}.get_attention_tp_rank": lambda: 0,
+        f"{_PARALLEL_STATE}.get_moe_expert_parallel_world_size": lambda: args.ep_size,
+    })
+    runner_mod = s.module(_LEGACY_RUNNER)
+    common = s.module("sglang.srt.utils.common")
+    gathered = bool(common.require_gathered_buffer(s.state))
+    mlp_gather = bool(common.require_mlp_tp_gather(s.state))
+    attn_gather = bool(common.require_attn_tp_gather(s.state))
+    generate = s.linker.method("sglang.srt.server_args", "ServerArgs._generate_cuda_graph_batch_sizes")
+    s.state.cuda_graph_max_bs = s.case.cuda_graph_max_bs
+    server_args = State("server_args", {**s.state.values(), "cuda_graph_bs": list(generate(s.state)),
+                                        "torch_compile_max_bs": 0, "enable_torch_compile": False})
+    model_runner = SimpleNamespace(
+        server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
+        spec_algorithm=_spec_none(s), is_draft_worker=False, hisparse_coordinator=None,
+        attn_backend=Inert("attn_backend"), token_to_kv_pool=Inert("token_to_kv_pool"),
+        tp_group=Inert("tp_group"), lora_manager=None, canary_manager=None)
+    sizes, _ = runner_mod.get_batch_sizes_to_capture(model_runner)
+    runner = object.__new__(runner_mod.CudaGraphRunner)
+    rows = 4096
+    buffers = _Buffers(
+        **{name: torch.zeros(rows, dtype=torch.int64) for name in (
+            "input_ids", "req_pool_indices", "seq_lens", "seq_lens_cpu", "out_cache_loc", "positions")},
+        mrope_positions=torch.zeros(3, rows, dtype=torch.int64), next_token_logits_buffer=torch.zeros(rows, 1),
+        num_token_non_padded=torch.zeros(1, dtype=torch.int32),
+        global_num_tokens_gpu=torch.zeros(args.dp_size, dtype=torch.int32),
+        global_num_tokens_for_logprob_gpu=torch.zeros(args.dp_size, dtype=torch.int32), pp_proxy_tensors={})
+    runner.__dict__.update(
+        model_runner=model_runner, buffers=buffers, stream=None, num_tokens_per_bs=1, is_encoder_decoder=False,
+        require_gathered_buffer=gathered, require_mlp_tp_gather=mlp_gather, require_attn_tp_gather=attn_gather,
+        nsa_enable_prefill_cp=False, enable_prefill_cp=False, buffer_registry=_Registry(rows), pp_size=1, dp_size=args.dp_size, enable_pdmux=False,
+        capture_hidden_mode=s.module(_FORWARD_BATCH).CaptureHiddenMode.NULL, attn_backend=Inert("attn_backend"),
+        capture_forward_mode=_decode_mode(s), tbo_plugin=Inert("tbo_plugin"), deepep_adapter=Inert("deepep"),
+        device_module=Inert("device_module"), max_bs=s.case.cuda_graph_max_bs, speculative_num_steps=0,
+        # The CUDA graph itself: no graph object, and capture runs the function once (as its warm-up does).
+        _create_device_graph=lambda: None,
+        _capture_graph=lambda graph, pool, stream, run_once: run_once())
+    for size in sizes:
+        runner_mod.CudaGraphRunner.capture_one_batch_size(runner, size, _forward)
+
+
 def _forward(input_ids: torch.Tensor, positions: torch.Tensor, forward_batch: Any, **kwargs: Any) -> Any:
     return SimpleNamespace(next_token_logits=None)
 
@@ -187,7 +258,8 @@ def _model_runner(s: Session) -> Any:
     s.state.graph = SimpleNamespace(cuda_graph_config=SimpleNamespace(decode=decode), torch_compile_max_bs=0,
                                     debug_cuda_graph=False)
     server_args = State("server_args", {**s.state.values(), "cuda_graph_config": SimpleNamespace(decode=decode),
-                                        "torch_compile_max_bs": 0, "enable_lora": False})
+                                        "torch_compile_max_bs": 0, "enable_torch_compile": False,
+                                        "enable_lora": False})
     runner = SimpleNamespace(
         server_args=server_args, req_to_token_pool=SimpleNamespace(size=s.case.max_running_requests),
         spec_algorithm=_spec_none(s), is_draft_worker=False, capture_tail_hooks=[], capture_head_hooks=[],
@@ -286,8 +358,12 @@ class _EagerCapture:
 
 
 def drive_scatter(s: Session) -> None:
-    """LayerScatterModes.init_new for a sparse and a dense layer, as the model builds them (fix 5)."""
-    if not s.hook("mlp_scatter_mode"):
+    """The MLP scatter mode of a sparse and a dense layer as the model builds them (fix 5)."""
+    cand = s.hook("mlp_scatter_mode")
+    if cand is None:
+        return
+    if cand.module == _BOUNDARY:
+        _drive_ffn_rows(s, cand.attrs[0])
         return
     communicator = s.module("sglang.srt.layers.communicator")
     modes = communicator.LayerScatterModes
@@ -295,6 +371,35 @@ def drive_scatter(s: Session) -> None:
     for layer_id, sparse in ((0, False), (1, True), (2, True)):
         modes.init_new(layer_id=layer_id, num_layers=layers, is_layer_sparse=sparse,
                        is_previous_layer_sparse=layer_id > 1, is_next_layer_sparse=True)
+
+
+def _drive_ffn_rows(s: Session, resolve_name: str) -> None:
+    """layer_boundary (0.5.21+): the FFN row contract of a dense and a sparse FFN per batch variant.
+
+    The variants are sglang's own list for the configuration. The CP extend (the batch fix 5 is about)
+    exists only with --enable-prefill-cp, so it is on whenever attn_cp_size > 1; the communicator releases
+    keep sglang's default (off), under which their sparse mode is already MOE_FULL.
+    """
+    s.state.enable_prefill_cp = s.case.args.attn_cp_size > 1
+    s.state.enable_attn_tp_input_scattered = False
+    s.state.enable_cp_tp_group_sharing = False
+    s.state.sp = SimpleNamespace(enabled=False)  # get_flags().sp: layernorm sequence parallelism, off
+    s.state.comm = SimpleNamespace(boundary_reduction=_boundary_reduction(s))
+    factories = s.module(_BOUNDARY)
+    active = getattr(factories, "_active_variants", None) or factories._variants  # 0.5.21 name
+    resolve = getattr(factories, resolve_name)
+    for variant in active():
+        if variant.name in ("ORDINARY", "CONTEXT_PARALLEL"):
+            # Sparse first: where sglang refuses the MoE layout (0.5.21's _refuse_uncovered_cp_moe), the
+            # case is reported not observable with sglang's reason, not as a model without sparse layers.
+            for sparse in (True, False):
+                resolve(variant, sparse=sparse)
+
+
+def _boundary_reduction(s: Session) -> str:
+    """--boundary-reduction auto as sglang resolves it for the case's model."""
+    config = SimpleNamespace(**_model_json(s.case))
+    return str(s.module("sglang.srt.arg_groups.boundary_reduction").model_boundary_reduction(config))
 
 
 def _call_with_args(func: Callable[..., Any], state: State) -> Any:

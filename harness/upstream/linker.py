@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # Third-party packages the CPU build has and that sglang uses as plain libraries.
-REAL_PACKAGES = frozenset({"torch", "numpy", "typing_extensions"})
+REAL_PACKAGES = frozenset({"torch", "numpy", "typing_extensions", "msgspec"})
 _FUTURE_ANNOTATIONS = __import__("__future__").annotations.compiler_flag
 _instances = itertools.count()
 
@@ -106,6 +106,7 @@ class ParsedModule:
                 elif binding.name not in unconditional:
                     self.bindings.setdefault(binding.name, binding)
         self._code: dict[int, types.CodeType] = {}
+        self._eager: dict[int, set[str]] = {}
 
     def _bindings_of(self, index: int, node: ast.stmt) -> Iterator[Binding]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -162,6 +163,11 @@ class ParsedModule:
 
     def eager_names(self, index: int) -> set[str]:
         """Names a statement reads outside function bodies (class bodies cannot resolve them lazily)."""
+        if index not in self._eager:  # every link session asks again for the same statements
+            self._eager[index] = self._eager_names(index)
+        return self._eager[index]
+
+    def _eager_names(self, index: int) -> set[str]:
         node = self.statements[index]
         names: set[str] = set()
         stack: list[ast.AST] = [node]
@@ -302,6 +308,9 @@ class Linker:
         if not _is_sglang(module):
             return self._foreign(module, name)
         if self.tree.module_file(module) is None:
+            # A namespace package (a directory without __init__.py, e.g. sglang/srt/layers): submodules only.
+            if self.tree.root.joinpath(*module.split(".")).is_dir() and self.tree.module_file(key) is not None:
+                return LazyModule(self, key)
             raise LinkError(f"{module} is not in sglang's tree at {self.tree.root} (needed for {name})")
         space = self.namespace(module)
         if name in space:

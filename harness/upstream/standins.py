@@ -156,7 +156,7 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
         "moe_dp_rank": 0, "dwdp_size": 1, "speculative_algorithm": None,
         "chunked_prefill_size": chunked_prefill_size, "enable_dynamic_chunking": False,
         "max_prefill_tokens": 16384, "max_running_requests": args.max_running_requests,
-        "enable_prefill_context_parallel": False, "enable_two_batch_overlap": False,
+        "enable_prefill_context_parallel": False, "enable_prefill_cp": False, "enable_two_batch_overlap": False,
         "disable_cuda_graph_padding": False, "enable_lora": False, "debug_cuda_graph": False,
         "disaggregation_mode": "null", "quantization": None, "moe_runner_backend": args.moe_runner_backend,
         # Prefill context parallelism of DSA / NSA / MLA models: off (the fixes concern MoE layouts).
@@ -171,6 +171,18 @@ def runtime_state(args: ServerArgs, chunked_prefill_size: int, geometry: Geometr
         "dp_global_num_tokens": None if geometry.dp_global_num_tokens is None
         else list(geometry.dp_global_num_tokens),
     })
+
+
+class CudaOnCpu(torch.overrides.TorchFunctionMode):
+    """Tensors sglang places on "cuda" (older dispatchers' preallocated dummy-token buffers) land on the CPU."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        device = kwargs.get("device")
+        if device is not None and torch.device(device).type == "cuda":
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager

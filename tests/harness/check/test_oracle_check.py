@@ -140,6 +140,33 @@ def test_hook_missing_makes_a_verdict_skipped_not_passed(tmp_path: Path) -> None
     assert report.ok
 
 
+def test_layer_boundary_records_are_judged_by_their_batch_variant(tmp_path: Path) -> None:
+    """0.5.21+: the sparse FFN's CP-extend record is its scatter mode; the dense FFN's ordinary one."""
+    scenario = _scenario("moe-dp1-attn-cp")
+    pred = _write_records(scenario, (), tmp_path / "all")
+    (path,) = (tmp_path / "all").glob("*.jsonl")
+    kept = [line for line in path.read_text().splitlines() if '"kind":"mlp_scatter_mode"' not in line]
+
+    def judged(sparse_cp_mode: str) -> dict[str, Any]:
+        run = tmp_path / sparse_cp_mode
+        run.mkdir()
+        (run / path.name).write_text("\n".join(kept) + "\n")
+        writer = RecordWriter(run)
+        for variant, sparse, mode in (("ORDINARY", False, "FULL"), ("ORDINARY", True, "FULL"),
+                                      ("CONTEXT_PARALLEL", False, "MOE_FULL"),
+                                      ("CONTEXT_PARALLEL", True, sparse_cp_mode)):
+            writer.write("mlp_scatter_mode", layer_id=None, is_sparse=sparse, mode=mode, variant=variant)
+        writer.close()
+        return {v.name: v for v in check(scenario, load_records(run)).verdicts}
+
+    assert pred["mlp_scatter_mode"] == {"sparse": "MOE_FULL", "dense": "FULL"}
+    fixed = judged("MOE_FULL")
+    assert fixed["mlp_scatter_mode.sparse"].passed and fixed["mlp_scatter_mode.dense"].passed
+    reverted = judged("FULL")
+    assert reverted["mlp_scatter_mode.sparse"].passed is False
+    assert reverted["mlp_scatter_mode.sparse"].observed == ["FULL"]
+
+
 def test_scenario_expectations_are_checked_against_the_oracle(tmp_path: Path) -> None:
     scenario = _scenario("a2a-token-cap")
     wrong = dataclasses.replace(scenario.oracle, expect=(("a2a_max_num_tokens", 16384), ("nonsense_key", 1)))

@@ -11,9 +11,9 @@ import pytest
 from harness.instrument.targets import TARGETS, module_file, resolve_static
 
 CACHE = Path(__file__).resolve().parents[3] / ".cache"
-# Targets each version is known to lack, and why: 0.5.23 replaced communicator.py's LayerScatterModes
-# with layers/layer_boundary, so the probe writes hook_missing for mlp_scatter_mode there.
-KNOWN_MISSING = {"0.5.16": set(), "0.5.23": {"mlp_scatter_mode"}}
+# Targets each version is known to lack (none: 0.5.23's mlp_scatter_mode hooks layer_boundary's
+# _resolve_ffn, which replaced communicator.py's LayerScatterModes in 0.5.21).
+KNOWN_MISSING: dict[str, set[str]] = {"0.5.16": set(), "0.5.23": set()}
 
 
 def _installed(version: str) -> Path:
@@ -49,3 +49,6 @@ def test_versions_resolve_to_the_documented_locations() -> None:
         assert resolved["cuda_graph_capture"].module.endswith("runner.decode_cuda_graph_runner")
         assert resolved["dispatch"].attrs == ("FlashinferDispatcher.dispatch",)
         assert resolved["attn_tp_gather"].attrs[0] == "require_attn_tp_gather"
+    scatter = {v: resolve_static(_installed(v)) for v in KNOWN_MISSING}
+    assert [next(r.candidate.attrs for r in scatter[v] if r.target == "mlp_scatter_mode") for v in KNOWN_MISSING] == [
+        ("LayerScatterModes.init_new",), ("_resolve_ffn",)]
