@@ -174,7 +174,7 @@ def drive_gather(s: Session) -> None:
     s.hook("attn_tp_gather")
     common = s.module("sglang.srt.utils.common")
     func = common.require_attn_tp_gather
-    _call_with_args(func, s.state)
+    call_predicate(func, s.state)
 
 
 def drive_capture(s: Session) -> None:
@@ -187,12 +187,12 @@ def drive_capture(s: Session) -> None:
     runner_mod = s.module(_DECODE_RUNNER)
     base_mod = s.module("sglang.srt.model_executor.runner.base_cuda_graph_runner")
     common = s.module("sglang.srt.utils.common")
-    gathered = bool(_call_with_args(common.require_gathered_buffer, s.state))
-    mlp_gather = bool(_call_with_args(common.require_mlp_tp_gather, s.state))
-    attn_gather = bool(_call_with_args(common.require_attn_tp_gather, s.state))
-    model_runner = _model_runner(s)
-    sizes, _ = base_mod.get_batch_sizes_to_capture(model_runner)
-    runner = _runner(s, runner_mod, model_runner, gathered, mlp_gather, attn_gather)
+    gathered = bool(call_predicate(common.require_gathered_buffer, s.state))
+    mlp_gather = bool(call_predicate(common.require_mlp_tp_gather, s.state))
+    attn_gather = bool(call_predicate(common.require_attn_tp_gather, s.state))
+    owner = model_runner(s)
+    sizes, _ = base_mod.get_batch_sizes_to_capture(owner)
+    runner = _runner(s, runner_mod, owner, gathered, mlp_gather, attn_gather)
     capture_one = runner_mod.DecodeCudaGraphRunner.capture_one_shape
     for size in sizes:
         capture_one(runner, size, _forward)
@@ -252,7 +252,7 @@ def _forward(input_ids: torch.Tensor, positions: torch.Tensor, forward_batch: An
     return SimpleNamespace(next_token_logits=None)
 
 
-def _model_runner(s: Session) -> Any:
+def model_runner(s: Session) -> Any:
     decode = SimpleNamespace(bs=_decode_batch_sizes(s))
     # 0.5.19+: the capture list and compile bound moved to get_exec().graph.
     s.state.graph = SimpleNamespace(cuda_graph_config=SimpleNamespace(decode=decode), torch_compile_max_bs=0,
@@ -402,7 +402,7 @@ def _boundary_reduction(s: Session) -> str:
     return str(s.module("sglang.srt.arg_groups.boundary_reduction").model_boundary_reduction(config))
 
 
-def _call_with_args(func: Callable[..., Any], state: State) -> Any:
+def call_predicate(func: Callable[..., Any], state: State) -> Any:
     """0.5.16's predicates take server_args; 0.5.23's take none (or keyword-only ones) and read get_parallel()."""
     positional = [p for p in inspect.signature(func).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
