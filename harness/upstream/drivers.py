@@ -49,10 +49,6 @@ _GETTERS = ("context", "parallel", "server_args", "flags", "forward", "device", 
             "memory", "spec", "lora", "mm", "disagg", "serving", "observability")
 
 
-class DriveError(RuntimeError):
-    """sglang's code could not be driven for a case; the message names the case and what failed."""
-
-
 @dataclass(frozen=True)
 class Session:
     """A linker over one sglang tree for one case, its runtime state and the probe recording it."""

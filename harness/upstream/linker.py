@@ -439,13 +439,3 @@ class _StandInModule:
 
 def _is_sglang(module: str) -> bool:
     return module == "sglang" or module.startswith("sglang.")
-
-
-def call(linker: Linker, qualname: str, *args: Any, **kwargs: Any) -> Any:
-    """Call `module:function` (or `module:Class.method` on a class) from the linked tree."""
-    module, _, path = qualname.partition(":")
-    target = linker.resolve(module, path.split(".")[0])
-    for part in path.split(".")[1:]:
-        target = getattr(target, part)
-    return target(*args, **kwargs)
-
