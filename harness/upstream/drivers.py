@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def _target(name: str) -> HookTarget:
     return next(t for t in TARGETS if t.name == name)
 
 
-def stand_ins(tree: SourceTree, state: State, version: str) -> dict[str, Any]:
+def stand_ins(state: State, version: str) -> dict[str, Any]:
     """Runtime-context getters answer from `state`; FlashInfer is the CPU stand-in."""
     out: dict[str, Any] = {f"{_RUNTIME}.get_{name}": (lambda: state) for name in _GETTERS}
     # Before runtime_context (0.5.12 and older) the server args were a module global of server_args.
@@ -95,14 +96,14 @@ def stand_ins(tree: SourceTree, state: State, version: str) -> dict[str, Any]:
     out.update(flashinfer_stand_ins(flashinfer_for_sglang(judged_version(version))))
     # Diffusion-LLM serving config (0.5.2x): not part of these checks, and not configured.
     out["sglang.srt.dllm.config.DllmConfig"] = SimpleNamespace(from_server_args=lambda server_args: None)
-    del tree
     return out
 
 
 @contextlib.contextmanager
 def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterator[Session]:
     """A fresh link of the tree for `case` (no state survives from another driver), recorded by `probe`."""
-    model = parse_model(_model_json(case))
+    config = _model_json(case.model_dir)
+    model = parse_model(config)
     state = runtime_state(case.args, resolved_chunked_prefill_size(case.args, None),
                           Geometry(case.oracle.dp_global_num_tokens, case.oracle.local_num_tokens or 1))
     state.hidden_size = model.hidden_size
@@ -112,9 +113,9 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
                                buffer_device="cpu")
     state.is_extend_in_batch = False
     state.sp_active = False
-    links = stand_ins(tree, state, version)
+    links = stand_ins(state, version)
     # The process's ModelConfig (0.5.20+ runtime getter): its hf_config is the case's config.json.
-    hf_config = SimpleNamespace(**_model_json(case))
+    hf_config = SimpleNamespace(**config)
     links[f"{_RUNTIME}.process_model_config"] = lambda: SimpleNamespace(hf_config=hf_config)
     with Linker(tree, links) as linker, environment(case.env, clear=(ENV_VAR,)), CudaOnCpu():
         moe_utils = LazyModule(linker, "sglang.srt.layers.moe.utils")
@@ -127,10 +128,10 @@ def session(tree: SourceTree, case: Case, version: str, probe: Probe) -> Iterato
         yield Session(linker, state, probe, case, version)
 
 
-def _model_json(case: Case) -> dict[str, Any]:
-    import json
-
-    return json.loads((case.model_dir / "config.json").read_text(encoding="utf-8"))
+@functools.cache
+def _model_json(model_dir: Path) -> dict[str, Any]:
+    """The model's config.json, read once per process (every case of a grid shares one model; read-only)."""
+    return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
 
 
 # --- the drivers ---------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def drive_dispatcher(s: Session) -> None:
         return
     for name in ("dispatcher_payload", "dispatcher_init", "dispatch"):
         s.hook(name)
-    model = _model_json(s.case)
+    model = _model_json(s.case.model_dir)
     hidden = int(model["hidden_size"])
     top_k = int(model["num_experts_per_tok"])
     experts = int(model.get("num_experts") or model.get("n_routed_experts"))
@@ -182,10 +183,7 @@ def drive_capture(s: Session) -> None:
         return
     runner_mod = s.module(_DECODE_RUNNER)
     base_mod = s.module("sglang.srt.model_executor.runner.base_cuda_graph_runner")
-    common = s.module("sglang.srt.utils.common")
-    gathered = bool(call_predicate(common.require_gathered_buffer, s.state))
-    mlp_gather = bool(call_predicate(common.require_mlp_tp_gather, s.state))
-    attn_gather = bool(call_predicate(common.require_attn_tp_gather, s.state))
+    gathered, mlp_gather, attn_gather = _gather_flags(s)
     owner = model_runner(s)
     sizes, _ = base_mod.get_batch_sizes_to_capture(owner)
     runner = _runner(s, runner_mod, owner, gathered, mlp_gather, attn_gather)
@@ -207,10 +205,7 @@ def _drive_legacy_capture(s: Session) -> None:
         f"{_PARALLEL_STATE}.get_moe_expert_parallel_world_size": lambda: args.ep_size,
     })
     runner_mod = s.module(_LEGACY_RUNNER)
-    common = s.module("sglang.srt.utils.common")
-    gathered = bool(common.require_gathered_buffer(s.state))
-    mlp_gather = bool(common.require_mlp_tp_gather(s.state))
-    attn_gather = bool(common.require_attn_tp_gather(s.state))
+    gathered, mlp_gather, attn_gather = _gather_flags(s)
     generate = s.linker.method("sglang.srt.server_args", "ServerArgs._generate_cuda_graph_batch_sizes")
     s.state.cuda_graph_max_bs = s.case.cuda_graph_max_bs
     server_args = State("server_args", {**s.state.values(), "cuda_graph_bs": list(generate(s.state)),
@@ -242,6 +237,14 @@ def _drive_legacy_capture(s: Session) -> None:
         _capture_graph=lambda graph, pool, stream, run_once: run_once())
     for size in sizes:
         runner_mod.CudaGraphRunner.capture_one_batch_size(runner, size, _forward)
+
+
+def _gather_flags(s: Session) -> tuple[bool, bool, bool]:
+    """sglang's (require_gathered_buffer, require_mlp_tp_gather, require_attn_tp_gather) for the case."""
+    common = s.module("sglang.srt.utils.common")
+    return (bool(call_predicate(common.require_gathered_buffer, s.state)),
+            bool(call_predicate(common.require_mlp_tp_gather, s.state)),
+            bool(call_predicate(common.require_attn_tp_gather, s.state)))
 
 
 def _forward(input_ids: torch.Tensor, positions: torch.Tensor, forward_batch: Any, **kwargs: Any) -> Any:
@@ -394,7 +397,7 @@ def _drive_ffn_rows(s: Session, resolve_name: str) -> None:
 
 def _boundary_reduction(s: Session) -> str:
     """--boundary-reduction auto as sglang resolves it for the case's model."""
-    config = SimpleNamespace(**_model_json(s.case))
+    config = SimpleNamespace(**_model_json(s.case.model_dir))
     return str(s.module("sglang.srt.arg_groups.boundary_reduction").model_boundary_reduction(config))
 
 

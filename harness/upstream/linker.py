@@ -106,6 +106,7 @@ class ParsedModule:
                 elif binding.name not in unconditional:
                     self.bindings.setdefault(binding.name, binding)
         self._code: dict[int, types.CodeType] = {}
+        self._method_code: dict[str, types.CodeType] = {}
         self._eager: dict[int, set[str]] = {}
 
     def _bindings_of(self, index: int, node: ast.stmt) -> Iterator[Binding]:
@@ -138,28 +139,25 @@ class ParsedModule:
     def code(self, index: int) -> types.CodeType:
         """The compiled statement (cached: every link session re-executes the same code objects)."""
         if index not in self._code:
-            body = ast.Module(body=[self.statements[index]], type_ignores=[])
-            flags = _FUTURE_ANNOTATIONS if self.future_annotations else 0
-            self._code[index] = compile(body, str(self.path), "exec", flags=flags, dont_inherit=True)
+            self._code[index] = self._compile(self.statements[index])
         return self._code[index]
 
     def method_code(self, qualname: str) -> types.CodeType:
         """One method of a top-level class, compiled as a plain function (decorators dropped)."""
-        key = hash(qualname)
-        if key not in self._code:
+        if qualname not in self._method_code:
             cls_name, _, method = qualname.partition(".")
-            for node in self.statements:
-                if isinstance(node, ast.ClassDef) and node.name == cls_name:
-                    for item in node.body:
-                        if isinstance(item, ast.FunctionDef) and item.name == method:
-                            func = ast.FunctionDef(**{**vars(item), "decorator_list": []})
-                            body = ast.Module(body=[func], type_ignores=[])
-                            flags = _FUTURE_ANNOTATIONS if self.future_annotations else 0
-                            self._code[key] = compile(body, str(self.path), "exec", flags=flags,
-                                                      dont_inherit=True)
-                            return self._code[key]
-            raise MissingName(f"{self.module} defines no {qualname}")
-        return self._code[key]
+            found = next((item for node in self.statements
+                          if isinstance(node, ast.ClassDef) and node.name == cls_name
+                          for item in node.body if isinstance(item, ast.FunctionDef) and item.name == method), None)
+            if found is None:
+                raise MissingName(f"{self.module} defines no {qualname}")
+            self._method_code[qualname] = self._compile(ast.FunctionDef(**{**vars(found), "decorator_list": []}))
+        return self._method_code[qualname]
+
+    def _compile(self, node: ast.stmt) -> types.CodeType:
+        flags = _FUTURE_ANNOTATIONS if self.future_annotations else 0
+        return compile(ast.Module(body=[node], type_ignores=[]), str(self.path), "exec", flags=flags,
+                       dont_inherit=True)
 
     def eager_names(self, index: int) -> set[str]:
         """Names a statement reads outside function bodies (class bodies cannot resolve them lazily)."""
@@ -433,8 +431,10 @@ class _StandInModule:
         key = f"{self._module}.{name}"
         if key in self._linker.stand_ins:
             return self._linker.stand_ins[key]
-        raise LinkError(f"sglang code under test needs {key} (not available on the CPU) and the check gives "
-                        f"no stand-in for it")
+        # An ImportError, like a module-level import of a missing package: `from x import y` inside
+        # sglang's `try: ... except ImportError` takes sglang's own fallback.
+        raise Unavailable(f"sglang code under test needs {key} (not available on the CPU) and the check gives "
+                          f"no stand-in for it")
 
 
 def _is_sglang(module: str) -> bool:

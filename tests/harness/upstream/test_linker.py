@@ -69,6 +69,13 @@ class Layer:
         except ImportError:
             return "cuda"
         return torchada.name
+
+    def kernel(self):
+        try:
+            from sgl_kernel import fused_moe
+        except ImportError:
+            return "triton fallback"
+        return fused_moe
 """,
 }
 
@@ -97,6 +104,7 @@ def test_a_package_missing_on_the_cpu_is_an_import_error_to_sglang(tree: SourceT
         layer = linker.resolve("sglang.srt.layer", "Layer")()
         # ... a function-level import of a missing package takes sglang's own `except ImportError` path ...
         assert layer.backend() == "cuda"
+        assert layer.kernel() == "triton fallback"
         # ... and code that really uses one stops with an error naming the package.
         with pytest.raises(LinkError, match="needs triton"):
             layer.needs_triton()
