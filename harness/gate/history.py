@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.gate import plots
-from harness.gate.changepoints import ChangePointConfig, Step, exact_changes, find_steps
+from harness.measure.changepoints import ChangePointConfig, Step, exact_changes, find_steps
 from harness.gate.config import load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import RESULT_FILE, ScenarioRun, load_result

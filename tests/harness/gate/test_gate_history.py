@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gate_synthetic import result_obj, tpot_samples
 
-from harness.gate.changepoints import ChangePointConfig, find_steps
+from harness.measure.changepoints import ChangePointConfig, find_steps
 from harness.gate.history import main
 
 N_COMMITS = 24

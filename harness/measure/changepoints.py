@@ -1,4 +1,4 @@
-"""Change points in a per-commit series: penalised kernel change-point detection (ruptures).
+"""Change points in a series (commits in the history, requests in one run): penalised kernel CPD (ruptures).
 
 ruptures has no E-Divisive; KernelCPD with the linear kernel is the kernel method for changes in
 the mean (what E-Divisive means looks for), solved exactly by dynamic programming under a penalty.
