@@ -24,6 +24,9 @@ class ChangePointConfig:
     beta: float = 4.0          # penalty per change point = beta * log(n), in units of noise variance
     min_size: int = 2          # fewest commits in a segment: one odd night is not a step
     min_rel_step: float = 0.02  # relative change of the median between neighbouring segments
+    # Detect on log(values): timing noise is multiplicative, so a slow level is noisier in ms and one
+    # noise scale for the whole series would split it. Positive series only (else linear).
+    log_scale: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,15 @@ def find_steps(values: np.ndarray, config: ChangePointConfig) -> list[Step]:
     n = values.size
     if n < 2:
         return []
-    sigma = noise_scale(values)
+    signal = np.log(values) if config.log_scale and bool(np.all(values > 0)) else values
+    sigma = noise_scale(signal)
     if sigma == 0.0:
         # Noise-free apart from jumps (most differences exactly zero): every jump is a candidate.
         changes = [s.index for s in _exact_steps(values)]
         return _merge_small(values, [0, *changes, n], config.min_rel_step)
     if n < 2 * config.min_size:
         return []
-    signal = (values / sigma).reshape(-1, 1)
-    algo = rpt.KernelCPD(kernel="linear", min_size=config.min_size).fit(signal)
+    algo = rpt.KernelCPD(kernel="linear", min_size=config.min_size).fit((signal / sigma).reshape(-1, 1))
     ends = algo.predict(pen=config.beta * np.log(n))
     return _merge_small(values, [0, *ends], config.min_rel_step)
 
