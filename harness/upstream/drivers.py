@@ -23,7 +23,7 @@ from harness.check.oracle_check import judged_version
 from harness.instrument.sglang_hooks import Probe
 from harness.instrument.targets import TARGETS, Candidate, HookTarget, resolve_target
 from harness.upstream.case import Case
-from harness.upstream.linker import LazyModule, Linker, MissingName, SourceTree
+from harness.upstream.linker import LazyModule, Linker, MissingName, SourceTree, UnreadableSource
 from harness.upstream.standins import (
     CudaOnCpu,
     Geometry,
@@ -430,18 +430,30 @@ def run(tree: SourceTree, case: Case, version: str, records_dir: str, drivers: t
     probe = Probe(records_dir, "sglang", eager_calls=16, target_version=version)
     try:
         for name in drivers:
-            with session(tree, case, version, probe) as s:
-                try:
-                    DRIVERS[name](s)
-                except Exception as exc:
-                    if isinstance(exc, AssertionError) and "CUDA" not in str(exc):
-                        errors.append(f"{name}: {type(exc).__name__}: {exc}")  # sglang's own geometry asserts
-                        continue
-                    # This release's layout is unknown to the driver: its values are not observable
-                    # (skipped verdicts that name the reason), never silently passed.
-                    for target in DRIVER_TARGETS[name]:
-                        probe.write("hook_missing", target=target,
-                                    reason=f"driver {name} cannot run sglang {version}: {type(exc).__name__}: {exc}")
+            try:
+                errors += _drive(name, tree, case, version, probe)
+            except UnreadableSource as exc:
+                # A broken tree must stop the check, not read as "this release's layout is unknown".
+                raise UnreadableSource(f"{exc}; the {name} driver links it for hook target(s) "
+                                       f"{', '.join(DRIVER_TARGETS[name])}") from None
     finally:
         probe.close()
     return errors
+
+
+def _drive(name: str, tree: SourceTree, case: Case, version: str, probe: Probe) -> list[str]:
+    """One driver in a fresh session: sglang's own asserts are returned, an unknown layout is recorded missing."""
+    with session(tree, case, version, probe) as s:
+        try:
+            DRIVERS[name](s)
+        except UnreadableSource:
+            raise
+        except Exception as exc:
+            if isinstance(exc, AssertionError) and "CUDA" not in str(exc):
+                return [f"{name}: {type(exc).__name__}: {exc}"]  # sglang's own geometry asserts
+            # This release's layout is unknown to the driver: its values are not observable
+            # (skipped verdicts that name the reason), never silently passed.
+            for target in DRIVER_TARGETS[name]:
+                probe.write("hook_missing", target=target,
+                            reason=f"driver {name} cannot run sglang {version}: {type(exc).__name__}: {exc}")
+    return []

@@ -40,6 +40,10 @@ class MissingName(LinkError, AttributeError):
     """The module exists but binds no such name (an AttributeError, so getattr(m, x, None) works)."""
 
 
+class UnreadableSource(RuntimeError):
+    """A file of the tree cannot be read or parsed: the tree is bad input, not a layout the check lacks."""
+
+
 @dataclass(frozen=True)
 class Binding:
     """Where a module binds a top-level name: a statement to compile, or an import to follow."""
@@ -84,7 +88,7 @@ class ParsedModule:
         self.module = module
         self.path = path
         self.package = module if is_package else module.rpartition(".")[0]
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = parse_file(path, module)
         self.future_annotations = any(
             isinstance(n, ast.ImportFrom) and n.module == "__future__"
             and any(a.name == "annotations" for a in n.names) for n in tree.body)
@@ -189,6 +193,16 @@ class ParsedModule:
             stack += list(ast.iter_child_nodes(current))
         # A class or function never needs itself to be defined first.
         return names - {getattr(node, "name", None)}
+
+
+def parse_file(path: Path, module: str) -> ast.Module:
+    """The file's AST; UnreadableSource names the file, the module and what went wrong."""
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        raise UnreadableSource(f"{path}: cannot parse module {module}: {exc.msg} (line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UnreadableSource(f"{path}: cannot read module {module}: {exc}") from None
 
 
 def _flatten(body: list[ast.stmt], conditional: bool) -> Iterator[tuple[ast.stmt, bool]]:

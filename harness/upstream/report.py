@@ -7,7 +7,13 @@ from pathlib import Path
 
 from harness.instrument.targets import resolve_static
 from harness.upstream.check import TreeReport
+from harness.upstream.local import LocalSource
 from reference_impl.fixset import FIX_NAMES
+
+# Per-fix verdicts, as fixes.json and report.json spell them (bench/asv/readout.py reads fixes.json).
+PRESENT, ABSENT, NOT_OBSERVABLE, NOT_DRIVABLE = "present", "absent", "not_observable", "not_drivable"
+VERDICTS_FILE = "fixes.json"
+VERDICTS_FORMAT = "harness-sglang-fixes/1"
 
 
 @dataclass(frozen=True)
@@ -35,22 +41,33 @@ class RevertProof:
 
 @dataclass(frozen=True)
 class ReleaseReport:
-    """Everything checked on one sglang release."""
+    """Everything checked on one sglang release, or on a source tree (`source`)."""
 
     version: str
     root: Path | None
     original: TreeReport | None = None
     error: str | None = None
     reverts: tuple[RevertProof, ...] = field(default=())
+    source: LocalSource | None = None
 
     def presence(self, fix: str) -> str:
-        """present / absent (the checks flag it) / not observable / not drivable."""
+        """present / absent (the checks flag it) / not_observable / not_drivable."""
         if self.original is None:
-            return "not drivable"
+            return NOT_DRIVABLE
         count = self.original.count(fix)
         if count.compared == 0:
-            return "not observable"
-        return "absent" if count.mismatched else "present"
+            return NOT_OBSERVABLE
+        return ABSENT if count.mismatched else PRESENT
+
+    def verdicts_json(self) -> dict[str, object]:
+        """fixes.json: the per-fix verdicts alone, what the nightly stores and asv tracks."""
+        fixes: dict[str, object] = {}
+        for fix in FIX_NAMES:
+            count = self.original.count(fix) if self.original else None
+            fixes[fix] = {"verdict": self.presence(fix), "compared": count.compared if count else None,
+                          "mismatched": count.mismatched if count else None}
+        return {"format": VERDICTS_FORMAT, "sglang": self.version,
+                "source": self.source.to_json() if self.source else None, "error": self.error, "fixes": fixes}
 
     def targets(self) -> list[dict[str, object]]:
         if self.root is None:
@@ -60,13 +77,18 @@ class ReleaseReport:
                 for r in resolve_static(self.root)]
 
     def to_json(self) -> dict[str, object]:
-        return {"sglang": self.version, "error": self.error, "hook_targets": self.targets(),
+        return {"sglang": self.version, "source": self.source.to_json() if self.source else None,
+                "error": self.error, "hook_targets": self.targets(),
                 "fixes": {fix: self.presence(fix) for fix in FIX_NAMES},
                 "differential": self.original.to_json() if self.original else None,
                 "reverts": [r.to_json() for r in self.reverts]}
 
     def markdown(self) -> str:
-        lines = [f"## sglang {self.version}", ""]
+        lines = [f"## sglang {self.version}" + (f" ({self.source.label()})" if self.source else ""), ""]
+        if self.source is not None:
+            lines += [f"Version from {self.source.version_from}; judged by the rules of "
+                      f"{self.source.rules_version}. Revert proofs need a release's committed patches and are "
+                      f"not run on a source tree.", ""]
         if self.error:
             lines += [f"Not drivable on the CPU: {self.error}", ""]
         lines += ["| hook target | resolves to | note |", "| --- | --- | --- |"]
@@ -81,7 +103,7 @@ class ReleaseReport:
                 note = ", ".join(count.fields)
             elif count and count.unobserved:
                 note = ("some configurations " if count.compared else "") + count.unobserved[:300]
-            lines.append(f"| {fix} | {self.presence(fix)} | {count.compared if count else '-'} | "
+            lines.append(f"| {fix} | {self.presence(fix).replace('_', ' ')} | {count.compared if count else '-'} | "
                          f"{count.mismatched if count else '-'} | {note} |")
         if self.reverts:
             lines += ["", "| revert patch | caught | flagged fixes | failing fields | mismatching configs |",
