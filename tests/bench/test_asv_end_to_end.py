@@ -70,16 +70,22 @@ class EngineState:
         return shlex.join(args)
 
 
-# One fix reverted per commit, then restored; then a large decode slowdown (300 ms per step, several
-# times the CPU engine's TPOT) and its removal, the "TPOT where the effect is large" case.
+# One fix reverted per commit, then restored; then a large decode slowdown and its removal, the
+# "TPOT where the effect is large" case.
+DELAY_US = 600_000
 HISTORY = (EngineState(), EngineState((A2A,)), EngineState(), EngineState((GATHER,)), EngineState(),
-           EngineState(decode_delay_us=300_000), EngineState())
+           EngineState(decode_delay_us=DELAY_US), EngineState())
 EXACT = ("track_a2a_workspace_bytes", "track_capture_oom", "track_capture_mem_bytes", "track_oracle_failures")
 LATENCY = ("track_ttft_ms", "track_tpot_ms")
-# Latency is compared at a factor above CPU noise: on a shared 2-core machine the same code's TTFT
-# and TPOT medians moved by up to ~2.1x between runs. The attn-TP gather revert's TPOT effect on the
-# CPU engine (1.35x to 4x measured) is therefore neither required nor forbidden.
-LATENCY_FACTOR = 3.0
+# Latency marks depend on the machine's speed that minute: on a shared 2-core VM the same code's TTFT and
+# TPOT medians moved by up to ~2.1x between runs (a +110% noise), and the 4-rank a2a-token-cap scenario,
+# four gloo ranks on two cores, is noisier still. So for latency the test asserts only what is
+# deterministic: (1) asv compare's marks agree exactly with the values asv stored (a mark iff the ratio
+# crosses LATENCY_FACTOR; '!' iff the later commit failed), (2) the injected delay is in the tracked TPOT
+# (TPOT >= the per-step sleep), and (3) the one timing mark whose effect is far above the noise: the
+# 2-rank disable-attn-tp-gather scenario's TPOT (82 ms measured, so +600 ms per step is +730%, 6.6x the
+# 110% noise) flagged '+' when the delay arrives and '-' when it leaves.
+LATENCY_FACTOR = 2.0
 # Server never starts under the A2A revert (OOM at capture): these become asv failures ('!').
 NO_SERVER = {"track_ttft_ms", "track_tpot_ms", "track_capture_mem_bytes"}
 # What each transition must flag: (benchmark, scenario) -> asv mark ('+' worse, '-' better, '!' failed).
@@ -92,16 +98,15 @@ EXPECTED_EXACT = [
     {("track_oracle_failures", GATHER): "-"},
 ]
 EXPECTED_EXACT += [{}, {}]
-EXPECTED_LATENCY = [
+# The latency marks that must appear whatever the machine's speed (a subset of what asv flags).
+REQUIRED_LATENCY = [
     {("track_ttft_ms", A2A): "!", ("track_tpot_ms", A2A): "!"},
     {},
     {},
     {},
-    {("track_tpot_ms", A2A): "+", ("track_tpot_ms", GATHER): "+"},
-    {("track_tpot_ms", A2A): "-", ("track_tpot_ms", GATHER): "-"},
+    {("track_tpot_ms", GATHER): "+"},
+    {("track_tpot_ms", GATHER): "-"},
 ]
-GATHER_LATENCY = {("track_ttft_ms", GATHER), ("track_tpot_ms", GATHER)}
-LATENCY_UNDECIDED = [set(), set(), GATHER_LATENCY, GATHER_LATENCY, set(), set()]
 ROW = re.compile(r"^\|?\s*([+\-!])\s*\|?\s.*\s(benchmarks\.Scenario\.(track_\w+))\('([^']+)'\)\s*\|?\s*$")
 
 
@@ -210,18 +215,51 @@ def test_asv_tracks_reverts_across_commits_and_publishes_a_dashboard(workspace: 
     for run in runs:
         assert sorted(p.parent.name for p in run.glob("*/result.json")) == sorted(VARIANTS)
 
+    stored = {commit: stored_results(workspace, commit) for commit in commits}
+    delayed = commits[HISTORY.index(EngineState(decode_delay_us=DELAY_US))]
+    for scenario in VARIANTS:
+        assert stored[delayed][("track_tpot_ms", scenario)] >= DELAY_US / 1000, "the injected delay is not in TPOT"
     for index, (before, after) in enumerate(itertools.pairwise(commits)):
         exact = workspace.asv("compare", "--only-changed", "--no-stats", "--machine", MACHINE, before, after)
         assert changed(exact, EXACT) == EXPECTED_EXACT[index], f"transition {index}:\n{exact}"
         latency = workspace.asv("compare", "--only-changed", "--no-stats", "--factor", str(LATENCY_FACTOR),
                                 "--machine", MACHINE, before, after)
         flagged = changed(latency, LATENCY)
-        for key in LATENCY_UNDECIDED[index]:
-            flagged.pop(key, None)
-        assert flagged == EXPECTED_LATENCY[index], f"transition {index}:\n{latency}"
+        assert flagged == expected_marks(stored[before], stored[after]), f"transition {index}:\n{latency}"
+        assert REQUIRED_LATENCY[index].items() <= flagged.items(), f"transition {index}:\n{latency}"
 
     workspace.asv("publish")
     check_dashboard(workspace.root / "html", commits)
+
+
+def stored_results(workspace: Workspace, commit: str) -> dict[tuple[str, str], float]:
+    """(benchmark, scenario) -> the latency value asv stored for this commit (NaN when it failed)."""
+    (path,) = (workspace.root / "results" / MACHINE).glob(f"{commit[:8]}-existing-*.json")
+    results = json.loads(path.read_text())["results"]
+    names = catalog_names()
+    values = {}
+    for bench in LATENCY:
+        row = results[f"benchmarks.Scenario.{bench}"][0]
+        for scenario in VARIANTS:
+            value = row[names.index(scenario)]
+            values[(bench, scenario)] = math.nan if value is None else float(value)
+    return values
+
+
+def expected_marks(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> dict[
+        tuple[str, str], str]:
+    """asv compare --no-stats --factor F on stored values: '!' newly failed, '+'/'-' beyond the factor."""
+    marks = {}
+    for key, old in before.items():
+        new = after[key]
+        if math.isnan(new) and not math.isnan(old):
+            marks[key] = "!"
+        elif not (math.isnan(new) or math.isnan(old)):
+            if new > old * LATENCY_FACTOR:
+                marks[key] = "+"
+            elif old > new * LATENCY_FACTOR:
+                marks[key] = "-"
+    return marks
 
 
 def check_dashboard(html: Path, commits: list[str]) -> None:

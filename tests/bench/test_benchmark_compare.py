@@ -1,12 +1,15 @@
 """pytest-benchmark compare over the live-server latency benchmark: an injected decode delay fails
-`--benchmark-compare-fail=median:5%`, an A/A rerun passes.
+`--benchmark-compare-fail=median:40%`, an A/A rerun passes.
 
 The subject is the compare gate on the live benchmark, not the CPU engine's speed, and a shared 2-core
 VM's speed swings by 30-50% in windows of seconds (bench/evidence/machine_steadiness.py, results/noise): medians
 of unpaced runs moved up to 38% between back-to-back runs and a single A/A pair failed 5% in 1 of 5 to 6
 of 12 tries. So every run here paces each decode step with a fixed sleep (the engine's own
 --inject-decode-delay-us), which makes ~80% of the request time time that the machine's speed cannot
-move: paced medians moved at most 3.5% between 10 back-to-back runs (2026-11-30).
+move: paced medians moved at most 3.5% between 10 back-to-back runs (2026-11-30). With one of the two
+cores kept busy the unpaced ~20% of the request time can slow by the VM's worst 2.1x, which moves the
+paced median by up to ~22%: the gate's threshold sits at 40% (above that worst case), and the injected
+slowdown at +200% of the median, 5x the threshold and 9x the worst noise.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = "bench/pytest/test_e2e_latency.py"
-THRESHOLD = "median:5%"
+THRESHOLD = "median:40%"
 PACE_US = 100_000
-# The injected slowdown, on top of the pace, is sized from the measured paced baseline: 6x the threshold.
-TARGET_SLOWDOWN = 0.30
+# The injected slowdown, on top of the pace, is sized from the measured paced baseline: 5x the threshold.
+TARGET_SLOWDOWN = 2.0
 # Fresh A/A pairs tried before the test fails, for a rare burst longer than a run; none was needed in
 # 10 paced runs, and a systematic A/A failure (a rerun always slower, a compare that always fails) fails all.
 AA_ATTEMPTS = 3
@@ -43,7 +46,7 @@ def saved_run(storage: Path, run_id: str) -> dict:
 
 
 def aa_pair(storage: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
-    """Save a base run, then rerun unchanged against it under the 5% gate; returns the base's run id."""
+    """Save a base run, then rerun unchanged against it under the gate; returns the base's run id."""
     base = run_bench(storage, "--benchmark-save=base")
     assert base.returncode == 0, base.stdout + base.stderr
     run_id = sorted(storage.glob("*/*_base.json"))[-1].name[:4]
@@ -60,7 +63,7 @@ def test_compare_fails_on_an_injected_decode_delay_and_passes_an_aa_rerun(tmp_pa
         attempts.append(rerun)
         if rerun.returncode == 0:
             break
-    assert attempts[-1].returncode == 0, (f"A/A rerun failed the 5% gate {len(attempts)} times in a row:\n"
+    assert attempts[-1].returncode == 0, (f"A/A rerun failed the {THRESHOLD} gate {len(attempts)} times in a row:\n"
                                           + "\n".join(a.stdout[-1500:] for a in attempts))
     bench = saved_run(storage, run_id)["benchmarks"][0]
     assert bench["name"] == "test_bs1_request_latency"

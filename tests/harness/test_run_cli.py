@@ -39,7 +39,9 @@ def test_run_records_a_valid_result_and_prints_the_medians(tmp_path, capsys):
     assert result["status"] == "ok" and result["startup"]["outcome"] == "ok"
     assert result["summary"]["tpot_ms"]["n"] == 3 and len(result["samples"]) == 3
     sent = result["samples"][-1]["meta_info"]["fake_send_ns"]
-    assert result["samples"][-1]["tpot_ms"] == pytest.approx((sent[-1] - sent[0]) / 1e6 / 63, abs=0.5)
+    # First to last token over 63 gaps: the client's clock agrees with the server's send times up to the
+    # delivery lag of two tokens (abs 2 ms allows 126 ms of lag; a loaded VM shows a few ms).
+    assert result["samples"][-1]["tpot_ms"] == pytest.approx((sent[-1] - sent[0]) / 1e6 / 63, abs=2.0)
     assert result["summary"]["ttft_ms"]["median"] >= 10
     assert result["server_metrics"]["requests"] == 3
     assert result["workload"] == {"input_len": 128, "output_len": 64, "warmups": 1, "requests": 3}

@@ -82,7 +82,8 @@ def test_never_healthy_is_a_startup_timeout_at_the_deadline(fault_run):
     assert result["status"] == "failed"
     assert result["startup"]["outcome"] == "timeout"
     assert result["failure"]["stage"] == "startup" and result["failure"]["kind"] == "timeout"
-    assert STARTUP_TIMEOUT_S <= result["startup"]["elapsed_s"] < STARTUP_TIMEOUT_S + 3
+    # Never before the deadline; the upper bound only shows the wait ends (not a speed claim).
+    assert STARTUP_TIMEOUT_S <= result["startup"]["elapsed_s"] < STARTUP_TIMEOUT_S + 30
     check_clean(result, mark)
 
 
