@@ -2,6 +2,7 @@
 
 `setup_cache` runs the selected scenarios once per commit through `harness run` (or takes the run
 directory the nightly already produced); every track_* only reads that run's result.json files.
+`Fix` reads the per-fix verdicts the nightly's `harness sglang-check --source` left in that directory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 from . import readout
-from .suite_config import SuiteConfig, catalog_names
+from .suite_config import SuiteConfig, catalog_names, fix_names
 
 # Generous per-scenario budget: real sglang JIT-compiles and captures CUDA graphs (minutes).
 SCENARIO_TIMEOUT_S = 1800
@@ -96,3 +97,25 @@ class Scenario:
         return self._read(readout.oracle_failures)
 
     track_oracle_failures.unit = "failures"
+
+
+class Fix:
+    """One series per fix: 1 while sglang's source at the commit holds it, 0 when the checks find it absent."""
+
+    params: ClassVar[list[list[str]]] = [fix_names()]
+    param_names: ClassVar[list[str]] = ["fix"]
+    rounds = 1
+    repeat = 1
+    number = 1
+    timeout = 60
+
+    def setup(self, fix: str) -> None:
+        run_dir = SuiteConfig.from_env().run_dir
+        if run_dir is None:
+            raise NotImplementedError("fix verdicts are read from a finished run directory (HARNESS_ASV_RUN_DIR)")
+        self.present = readout.fix_present(run_dir, fix)
+
+    def track_present(self, fix: str) -> int:
+        return self.present
+
+    track_present.unit = "present"

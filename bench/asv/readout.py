@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 OOM_AT_CAPTURE = "oom_during_cuda_graph_capture"
+# Where the nightly puts `harness sglang-check --source ... --out RUN_DIR/sglang-check` (docs/tracking.md).
+FIX_VERDICTS = Path("sglang-check") / "fixes.json"
 
 
 class MetricMissing(RuntimeError):
@@ -95,3 +97,19 @@ def _outcome(result: dict[str, Any]) -> str:
 def _records(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     records = (result.get("instrumentation") or {}).get("records") or []
     return [r for r in records if r.get("kind") == kind]
+
+
+def fix_present(run_dir: Path, fix: str) -> int:
+    """1 when the checks found `fix` in sglang's source at the run's commit, 0 when they found it absent."""
+    path = run_dir / FIX_VERDICTS
+    if not path.is_file():
+        raise NotImplementedError(f"{fix}: no {path} (harness sglang-check --source was not run for this run)")
+    verdicts = json.loads(path.read_text(encoding="utf-8"))
+    if verdicts.get("error"):
+        raise MetricMissing(f"{path}: the check did not run: {verdicts['error']}")
+    verdict = ((verdicts.get("fixes") or {}).get(fix) or {}).get("verdict")
+    if verdict == "not_observable":
+        raise NotImplementedError(f"{fix}: not observable in this sglang tree ({path})")
+    if verdict not in ("present", "absent"):
+        raise MetricMissing(f"{path}: {fix}: verdict {verdict!r}, expected present or absent")
+    return int(verdict == "present")

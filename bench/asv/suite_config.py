@@ -6,6 +6,7 @@ Stdlib only: in the per-commit virtualenv flow this runs in an environment that 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -15,11 +16,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "harness" / "scenarios"
+FIXSET = ROOT / "reference_impl" / "fixset.py"
 
 
 def catalog_names() -> list[str]:
     """Every scenario of the catalog: the suite's parameter values, stable across targets."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def fix_names() -> list[str]:
+    """The five fixes (reference_impl/fixset.py, stdlib only), loaded by path: asv's environment may lack the harness."""
+    spec = importlib.util.spec_from_file_location("_harness_fixset", FIXSET)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return list(module.FIX_NAMES)
 
 
 @dataclass(frozen=True)

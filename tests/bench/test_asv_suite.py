@@ -110,3 +110,26 @@ def test_skipped_missing_and_dispatcherless_scenarios_skip(tmp_path: Path) -> No
         readout.a2a_workspace_bytes(readout.load_result(tmp_path, "d"))
     with pytest.raises(readout.MetricMissing):
         readout.capture_oom({"scenario": "c", "startup": {"outcome": "crash"}})
+
+
+def test_fix_verdicts_read_out_as_one_or_zero_and_never_made_up(tmp_path: Path) -> None:
+    """sglang-check's fixes.json (tests/harness/upstream/test_source_check.py runs the real one through asv)."""
+    def verdicts(**fields: Any) -> None:
+        (tmp_path / "sglang-check").mkdir(exist_ok=True)
+        (tmp_path / "sglang-check" / "fixes.json").write_text(json.dumps(fields))
+
+    with pytest.raises(NotImplementedError, match="sglang-check --source was not run"):
+        readout.fix_present(tmp_path, "a2a-token-cap")
+    verdicts(error=None, fixes={"a": {"verdict": "present"}, "b": {"verdict": "absent"},
+                                "c": {"verdict": "not_observable"}, "d": {"verdict": "not_drivable"}})
+    assert (readout.fix_present(tmp_path, "a"), readout.fix_present(tmp_path, "b")) == (1, 0)
+    with pytest.raises(NotImplementedError, match="c: not observable"):
+        readout.fix_present(tmp_path, "c")
+    for fix in ("d", "e"):
+        with pytest.raises(readout.MetricMissing, match=f"{fix}: verdict"):
+            readout.fix_present(tmp_path, fix)
+    verdicts(error="UnreadableSource: x.py: cannot parse", fixes={"a": {"verdict": "not_drivable"}})
+    with pytest.raises(readout.MetricMissing, match=r"the check did not run: UnreadableSource: x\.py"):
+        readout.fix_present(tmp_path, "a")
+    assert suite_config.fix_names() == ["sp-runtime-max-tokens", "dp-workspace-sizing", "a2a-token-cap",
+                                        "disable-attn-tp-gather", "moe-dp1-attn-cp"]
