@@ -22,6 +22,7 @@ from rich.markup import escape
 from harness.config import RunConfig
 from harness.measure.client import RequestSample, StreamingClient
 from harness.measure.metrics import scrape, server_side
+from harness.measure.turns import MEASURE, SCRAPE, WARMUP, FreeTurns, Turns
 from harness.scenarios.catalog import TARGETS, Scenario, ScenarioError, Workload, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host, unmet_reason
 from harness.serve.affinity import AffinityError, parse_pinning, pinned
@@ -150,9 +151,11 @@ def run_scenario(
 
 def run_scenario_on(
     scenario: Scenario, config: RunConfig, run_dir: Path, host: HostHardware, progress: Progress,
-    kept: KeptServer | None = None, keep: bool = False,
+    kept: KeptServer | None = None, keep: bool = False, turns: Turns | None = None,
 ) -> tuple[dict[str, Any], KeptServer | None]:
     """Run one scenario on `kept` (or a server of its own); with `keep`, leave a healthy server running.
+
+    `turns` says when each request may go (the paired gate alternates two servers' requests).
 
     Returns the result and the server left running (None when it was stopped). Records: a shared server
     writes into the first user's server-records/; every user's records/ gets the startup records plus
@@ -217,7 +220,7 @@ def run_scenario_on(
                 result["target"].update(kept.target)
             before = _record_sizes(server_records)
             with pinned(config.pinning.client):
-                measurement = _measure(spec.base_url, scenario, workload, config, progress)
+                measurement = _measure(spec.base_url, scenario, workload, config, progress, turns)
             window = (before, _record_sizes(server_records))
             timing.update(warmup_s=measurement.warmup_s, measure_s=measurement.measure_s)
     except KeyboardInterrupt:
@@ -255,6 +258,12 @@ def run_scenario_on(
             result["startup"]["reused_from"] = kept.owner
     if measurement is not None:
         result["samples"] = [s.to_json() for s in measurement.samples]
+        pairing = turns.pairing() if turns is not None else None
+        if pairing is not None:
+            # Measured request i of each side is pair i (same prompt); the gate matches them by this index.
+            result["pairing"] = pairing
+            for sample in result["samples"]:
+                sample["pair"] = sample["index"]
         result["summary"] = _summary(measurement.samples)
         result["server_metrics"] = measurement.server_metrics
     # Leaked GPU memory spoils every later scenario on that GPU: it outranks the scenario's own failure.
@@ -312,31 +321,41 @@ def _skip_reason(scenario: Scenario, config: RunConfig, host: HostHardware) -> s
 
 
 def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunConfig,
-             progress: Progress) -> Measurement:
+             progress: Progress, turns: Turns | None = None) -> Measurement:
+    turns = turns or FreeTurns(workload.requests)
     vocab = int(json.loads((scenario.model_dir / "config.json").read_text()).get("vocab_size", 32000))
     started = time.monotonic()
     with StreamingClient(base_url, token_timeout_s=config.token_timeout_s) as client:
         progress.phase(f"{scenario.name}: warm-up", total=workload.warmups)
         for index in range(workload.warmups):
-            sample = client.generate(index, prompt_ids(workload.input_len, vocab, index), workload.output_len)
+            with turns.hold(WARMUP, index):
+                sample = client.generate(index, prompt_ids(workload.input_len, vocab, index), workload.output_len)
             progress.advance()
             if not sample.ok:
                 return Measurement((), server_side(scrape(base_url), scrape(base_url)), sample, True,
                                    time.monotonic() - started)
         warmed = time.monotonic()
-        before = scrape(base_url)
+        with turns.hold(SCRAPE, 0):
+            before = scrape(base_url)
         progress.phase(f"{scenario.name}: measuring", total=workload.requests)
         samples: list[RequestSample] = []
         failed = None
-        for index in range(workload.requests):
-            seed = workload.warmups + index
-            sample = client.generate(index, prompt_ids(workload.input_len, vocab, seed), workload.output_len)
+        index = 0
+        while True:
+            with turns.hold(MEASURE, index) as go:
+                if not go:
+                    break
+                seed = workload.warmups + index
+                sample = client.generate(index, prompt_ids(workload.input_len, vocab, seed), workload.output_len)
+            turns.report(index, sample)
             samples.append(sample)
             progress.advance()
             if not sample.ok:
                 failed = sample  # a broken server makes later numbers meaningless
                 break
-        after = scrape(base_url)
+            index += 1
+        with turns.hold(SCRAPE, 1):
+            after = scrape(base_url)
     return Measurement(tuple(samples), server_side(before, after), failed, False, warmed - started,
                        time.monotonic() - warmed)
 

@@ -31,8 +31,10 @@ class RatioEstimate:
     ratio: float
     ci_low: float
     ci_high: float
-    p_value: float  # Mann-Whitney U, two-sided, on the pooled requests
-    rounds: int     # round pairs combined (0: request-level bootstrap)
+    p_value: float  # Mann-Whitney U on the pooled requests; paired: the interval's own two-sided test
+    rounds: int     # round pairs combined (0: request-level bootstrap, or one paired server-start pair)
+    design: str = "unpaired"  # "paired": matched request pairs (harness.gate.paired_stats)
+    block_length: int = 0     # paired: moving-block bootstrap block length (largest over start pairs)
 
     @property
     def ci_width(self) -> float:
@@ -87,7 +89,13 @@ def _random_effects_interval(base: Sequence[np.ndarray], head: Sequence[np.ndarr
     for b, h in zip(base, head, strict=True):
         logs.append(np.log(np.median(h) / np.median(b)))
         variances.append(_log_median_variance(b, resamples, rng) + _log_median_variance(h, resamples, rng))
-    y, v = np.array(logs), np.maximum(np.array(variances), 1e-12)  # a constant round has no variance
+    _, low, high, _ = dersimonian_laird(np.array(logs), np.array(variances), confidence)
+    return float(np.exp(low)), float(np.exp(high))
+
+
+def dersimonian_laird(y: np.ndarray, v: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
+    """Random-effects mean of estimates y with variances v: (centre, low, high, two-sided p of centre = 0)."""
+    v = np.maximum(v, 1e-12)  # a constant round has no variance
     w = 1.0 / v
     mean_fixed = float(np.sum(w * y) / np.sum(w))
     q = float(np.sum(w * (y - mean_fixed) ** 2))
@@ -98,9 +106,10 @@ def _random_effects_interval(base: Sequence[np.ndarray], head: Sequence[np.ndarr
     # with k-1 degrees of freedom keeps false alarms down (normal quantile: 5% at tau 9%, 3 rounds).
     level = 0.5 + confidence / 2.0
     heterogeneous = stats.chi2.sf(q, df=y.size - 1) < HETEROGENEITY_ALPHA
-    quantile = stats.t.ppf(level, df=y.size - 1) if heterogeneous else stats.norm.ppf(level)
-    half = float(quantile) / float(np.sqrt(np.sum(w_star)))
-    return float(np.exp(centre - half)), float(np.exp(centre + half))
+    dist = stats.t(df=y.size - 1) if heterogeneous else stats.norm()
+    se = 1.0 / float(np.sqrt(np.sum(w_star)))
+    half = float(dist.ppf(level)) * se
+    return centre, centre - half, centre + half, float(2 * dist.sf(abs(centre) / se))
 
 
 def _log_median_variance(values: np.ndarray, resamples: int, rng: np.random.Generator) -> float:
