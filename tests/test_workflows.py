@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -396,3 +397,32 @@ def test_nightly_alert_fires_on_a_step_at_tonights_commit_or_an_oracle_failure(t
     assert fired == "alert=true" and "| baseline | tpot_ms | 1 | 1.3 | +30.00% |" in body
     fired, body = decide(earlier, False)
     assert fired == "alert=true" and "capture_num_tokens: expected `1`, observed `4`" in body
+
+
+def test_nightly_checks_the_fixes_at_the_benchmarked_commit_and_asv_reads_the_verdicts() -> None:
+    """`fixes` (hosted, read-only) runs sglang-check --source on the run jobs' commit; record merges it into runs/<sha>."""
+    jobs = load(WORKFLOW_DIR / "nightly-gpu.yml")["jobs"]
+    fixes = jobs["fixes"]
+    assert not is_self_hosted(fixes) and fixes["permissions"] == {"contents": "read"}
+
+    def sglang_checkout(job: dict[str, Any]) -> dict[str, Any]:
+        return next(s["with"] for s in job["steps"] if s.get("with", {}).get("path") == ".asv/sglang")
+
+    assert sglang_checkout(fixes)["ref"] == sglang_checkout(jobs["run"])["ref"] == "${{ needs.plan.outputs.sglang_sha }}"
+    assert sglang_checkout(fixes)["fetch-depth"] == 0  # release tags: the nearest one picks the oracle's rules
+    runs = [s["run"] for s in fixes["steps"] if "run" in s]
+    assert './dev harness sglang-check --source .asv/sglang/python --out "runs/${SGLANG_SHA}/sglang-check"' in runs
+    upload = next(s["with"] for s in fixes["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    download = next(s["with"] for s in jobs["record"]["steps"]
+                    if str(s.get("uses", "")).startswith("actions/download-artifact@"))
+    # Merged like every scenario's run directory, so RUN_DIR/sglang-check/fixes.json is where asv reads it.
+    assert upload["path"] == download["path"] == "runs/" and download["merge-multiple"] is True
+    assert re.fullmatch(download["pattern"].replace("*", ".*"), upload["name"])
+    assert "fixes" in jobs["record"]["needs"]
+    record_runs = " ".join(s.get("run", "") for s in jobs["record"]["steps"])
+    assert '-path "./sglang-check/*"' in record_runs  # kept on the results branch with the night's result.json
+    spec = importlib.util.spec_from_file_location("nightly_readout", ROOT / "bench" / "asv" / "readout.py")
+    assert spec and spec.loader
+    readout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readout)
+    assert str(readout.FIX_VERDICTS) == "sglang-check/fixes.json"
