@@ -21,6 +21,10 @@ Every record has: schema, kind, pid, rank, t (time.time()), plus the kind's fiel
 - capture_oom: batch_size, num_tokens, requested_bytes, free_bytes, message
 - mlp_scatter_mode: layer_id, is_sparse, mode ("SCATTERED"|"FULL"|"MOE_FULL"); optional variant
   ("ORDINARY"|"CONTEXT_PARALLEL": layer_boundary releases, whose hook is per FFN stage, layer_id null)
+- decode_step: rids (request ids in the batch), batch_size, device_ms (the forward's device time),
+  host_ms (wall_ms - device_ms, or null), clock ("cuda_event"|"host": how device_ms was measured), ts
+  (time.time() at the step's start); also wall_ms (start to the next forward's start when that is a
+  decode step of the same requests, else null), inject_kind ("gpu"|"host"|null), inject_us
 - hook_installed: target; hook_missing: target, reason
 A record may carry more fields than listed; FIELDS below is what the reader requires.
 """
@@ -50,6 +54,7 @@ KINDS = frozenset(
         "cuda_graph_capture",
         "capture_oom",
         "mlp_scatter_mode",
+        "decode_step",
         "hook_installed",
         "hook_missing",
     }
@@ -74,6 +79,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
                            "allocated_before", "allocated_after", "elapsed_s"),
     "capture_oom": ("batch_size", "num_tokens", "requested_bytes", "free_bytes", "message"),
     "mlp_scatter_mode": ("layer_id", "is_sparse", "mode"),
+    "decode_step": ("rids", "batch_size", "device_ms", "host_ms", "clock", "ts"),
     "hook_installed": ("target",),
     "hook_missing": ("target", "reason"),
 }

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .delay_switch import DelaySwitch, DeviceSleep, spin, switch_from_env
 from .finder import PostImportFinder
 from .records import ENV_DIR, ENV_RANK, RecordWriter
+from .step_timer import Step, StepTimer, step_timing_enabled
 from .targets import TARGETS, Candidate, HookTarget, module_file, resolve_target
 
 ENV_EAGER_CALLS = "HARNESS_INSTRUMENT_EAGER_CALLS"
@@ -29,7 +31,8 @@ _GATHER_FUNCS = ("require_attn_tp_gather", "require_mlp_tp_gather", "require_gat
 class Probe:
     """Per-process probe state: the lazily opened writer, capture nesting, eager-call budgets."""
 
-    def __init__(self, directory: str, target: str, eager_calls: int, target_version: str | None = None) -> None:
+    def __init__(self, directory: str, target: str, eager_calls: int, target_version: str | None = None,
+                 step_timing: bool = True, delay_switch: DelaySwitch | None = None) -> None:
         self.directory = directory
         self.target = target
         # Known up front when the probe is driven outside an installed sglang (harness/upstream).
@@ -44,6 +47,12 @@ class Probe:
         self.chosen: dict[str, Candidate] = {}
         # Payload bytes seen by the workspace-size call inside the dispatcher constructor.
         self.last_payload: tuple[Any, Any] = (None, None)
+        # Decode step timing (HARNESS_STEP_TIMING) and the run-time delay (HARNESS_INJECT_DELAY_FILE).
+        self.step_timing = step_timing
+        self.delay_switch = delay_switch
+        self._timer: StepTimer | None = None
+        self._device_sleep: DeviceSleep | None = None
+        self._step_error: str | None = None
 
     # --- writing -------------------------------------------------------------------------------
     def write(self, kind: str, **fields: Any) -> None:
@@ -62,6 +71,8 @@ class Probe:
         return self._writer
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.flush()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -96,6 +107,47 @@ class Probe:
         self.write("capture_oom", batch_size=batch_size, num_tokens=num_tokens, requested_bytes=requested,
                    free_bytes=free, message=message[:2000])
 
+    # --- decode steps ----------------------------------------------------------------------------
+    def decode_begin(self, runner: Any, forward_batch: Any) -> Step | None:
+        """Before a forward: a decode step of real requests gets its delay and a timed region (never raises)."""
+        try:
+            if getattr(runner, "is_draft_worker", False):
+                return None  # a speculative draft model's steps are not the request's decode steps
+            rids = getattr(forward_batch, "rids", None)
+            if not rids or not forward_batch.forward_mode.is_decode():
+                if self._timer is not None:
+                    self._timer.other()
+                return None
+            cuda = _cuda_of(runner)
+            if cuda is not None and _stream_capturing():
+                return None  # an event recorded into a graph capture would break it
+            delay = self.delay_switch.current() if self.delay_switch is not None else None
+            if delay is not None and delay.kind == "host":
+                spin(delay.us)
+            if self._device_sleep is None:  # the first decode step: the device is known now
+                self._device_sleep = DeviceSleep(cuda, lambda m: sys.stderr.write(f"harness probe: {m}\n"))
+                self._timer = StepTimer(self.write, cuda) if self.step_timing else None
+            step = self._timer.begin(rids, int(forward_batch.batch_size), delay) if self._timer else None
+            if delay is not None and delay.kind == "gpu":
+                self._device_sleep(delay.us)
+            return step
+        except Exception as exc:
+            self._step_failed(exc)
+            return None
+
+    def decode_end(self, step: Step) -> None:
+        try:
+            if self._timer is not None:
+                self._timer.end(step)
+        except Exception as exc:
+            self._step_failed(exc)
+
+    def _step_failed(self, exc: Exception) -> None:
+        message = f"harness probe: decode step timing failed ({type(exc).__name__}: {exc})\n"
+        if message != self._step_error:  # once per distinct error, not once per step
+            self._step_error = message
+            sys.stderr.write(message)
+
     # --- installing ----------------------------------------------------------------------------
     def finder(self) -> PostImportFinder:
         on_import: dict[str, list[Callable[[ModuleType], None]]] = {}
@@ -129,6 +181,8 @@ class Probe:
         chosen = self.chosen.get(target.name)
         if chosen is not None and chosen != cand:
             return  # an older layout's module that this version still has; the chosen one is hooked
+        if target.name == "decode_step" and not (self.step_timing or self.delay_switch):
+            return  # switched off: sglang's forward stays unwrapped
         missing = [a for a in cand.attrs if _lookup(module, a) is None]
         if missing:
             self.write("hook_missing", target=target.name,
@@ -404,6 +458,20 @@ def _install_parallel_groups(probe: Probe, module: ModuleType, cand: Candidate) 
     _replace(module, cand.attrs[0], make)
 
 
+def _install_decode_step(probe: Probe, module: ModuleType, cand: Candidate) -> None:
+    """ModelRunner._forward_raw: the decode graph replay or eager forward, bracketed per step."""
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, forward_batch: Any, *args: Any, **kwargs: Any) -> Any:
+            step = probe.decode_begin(self, forward_batch)
+            out = original(self, forward_batch, *args, **kwargs)
+            if step is not None:
+                probe.decode_end(step)
+            return out
+        return wrapper
+
+    _replace(module, cand.attrs[0], make)
+
+
 _INSTALLERS: dict[str, Callable[[Probe, ModuleType, Candidate], None]] = {
     "dispatcher_init": _install_dispatcher_init,
     "dispatcher_payload": _install_dispatcher_payload,
@@ -415,6 +483,7 @@ _INSTALLERS: dict[str, Callable[[Probe, ModuleType, Candidate], None]] = {
     "capture_oom": _install_capture_oom,
     "mlp_scatter_mode": _install_mlp_scatter_mode,
     "parallel_groups": _install_parallel_groups,
+    "decode_step": _install_decode_step,
 }
 
 
@@ -473,6 +542,14 @@ def _stream_capturing() -> bool:
     return bool(_try(lambda: torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()))
 
 
+def _cuda_of(runner: Any) -> Any:
+    """torch.cuda when the runner's forward runs on a CUDA device, else None (timed by the host clock)."""
+    torch = sys.modules.get("torch")
+    if torch is None or str(getattr(runner, "device", "")).split(":")[0] != "cuda":
+        return None
+    return torch.cuda
+
+
 def _current_rank(default: int) -> int:
     dist = sys.modules.get("torch.distributed")
     if dist is not None and _try(lambda: dist.is_available() and dist.is_initialized()):
@@ -526,7 +603,8 @@ def install_sglang_hooks() -> None:
         eager_calls = int(os.environ.get(ENV_EAGER_CALLS, DEFAULT_EAGER_CALLS))
     except ValueError:
         eager_calls = DEFAULT_EAGER_CALLS
-    probe = Probe(directory, os.environ.get("HARNESS_INSTRUMENT_TARGET", "sglang"), eager_calls)
+    probe = Probe(directory, os.environ.get("HARNESS_INSTRUMENT_TARGET", "sglang"), eager_calls,
+                  step_timing=step_timing_enabled(), delay_switch=switch_from_env())
     finder = probe.finder()
     sys.meta_path.insert(0, finder)
     finder.run_for_loaded()

@@ -32,6 +32,7 @@ _DISPATCHER = "sglang.srt.layers.moe.token_dispatcher.flashinfer"
 _DECODE_RUNNER = "sglang.srt.model_executor.runner.decode_cuda_graph_runner"
 _LEGACY_RUNNER = "sglang.srt.model_executor.cuda_graph_runner"
 _BOUNDARY = "sglang.srt.layers.layer_boundary.factories"
+_MODEL_RUNNER = "sglang.srt.model_executor.model_runner"
 
 TARGETS: tuple[HookTarget, ...] = (
     HookTarget("dispatcher_init", (
@@ -63,7 +64,7 @@ TARGETS: tuple[HookTarget, ...] = (
     HookTarget("capture_oom", (
         Candidate("sglang.srt.model_executor.model_runner_components.cuda_graph_setup",
                   ("capture_cuda_graphs",), "0.5.16, 0.5.23"),
-        Candidate("sglang.srt.model_executor.model_runner", ("ModelRunner.init_device_graphs",),
+        Candidate(_MODEL_RUNNER, ("ModelRunner.init_device_graphs",),
                   "before model_runner_components"),
     ), "an OOM anywhere in graph setup, not only inside one capture (fix 3)"),
     HookTarget("mlp_scatter_mode", (
@@ -75,6 +76,10 @@ TARGETS: tuple[HookTarget, ...] = (
     HookTarget("parallel_groups", (
         Candidate("sglang.srt.distributed.parallel_state", ("initialize_model_parallel",), "0.5.16, 0.5.23"),
     ), "group sizes and the MoE-DP / attention-CP alias (fix 5)"),
+    HookTarget("decode_step", (
+        Candidate(_MODEL_RUNNER, ("ModelRunner._forward_raw",), "0.5.16, 0.5.23"),
+        Candidate(_MODEL_RUNNER, ("ModelRunner.forward",), "releases without _forward_raw"),
+    ), "device and host time of every decode forward (graph replay or eager), per request (decode_gpu_ms)"),
 )
 
 

@@ -203,6 +203,38 @@ def get_attn_cp_group():
     return _ATTN_CP
 '''
 
+_MODEL_RUNNER = '''
+import enum
+import time
+
+
+class ForwardMode(enum.IntEnum):
+    EXTEND = 1
+    DECODE = 2
+
+    def is_decode(self):
+        return self == ForwardMode.DECODE
+
+
+class ForwardBatch:
+    def __init__(self, forward_mode, rids, batch_size):
+        self.forward_mode, self.rids, self.batch_size = forward_mode, rids, batch_size
+
+
+class ModelRunner:
+    def __init__(self, device="cpu", is_draft_worker=False):
+        self.device, self.is_draft_worker = device, is_draft_worker
+
+    def forward(self, forward_batch, pp_proxy_tensors=None):
+        return self._forward_raw(forward_batch, pp_proxy_tensors)
+
+    def _forward_raw(self, forward_batch, pp_proxy_tensors, reinit_attn_backend=False, split_forward_count=1):
+        deadline = time.perf_counter() + 0.0005  # a forward that takes some time
+        while time.perf_counter() < deadline:
+            pass
+        return forward_batch.batch_size
+'''
+
 MODULES = {
     "sglang/srt/layers/moe/token_dispatcher/flashinfer.py": _DISPATCHER,
     "sglang/srt/utils/common.py": _COMMON,
@@ -211,6 +243,7 @@ MODULES = {
     "sglang/srt/model_executor/model_runner_components/cuda_graph_setup.py": _CUDA_GRAPH_SETUP,
     "sglang/srt/layers/communicator.py": _COMMUNICATOR,
     "sglang/srt/distributed/parallel_state.py": _PARALLEL_STATE,
+    "sglang/srt/model_executor/model_runner.py": _MODEL_RUNNER,
 }
 
 # Runs a miniature server start-up and a few eager decode steps against the fake tree.
@@ -247,6 +280,15 @@ from sglang.srt.model_executor.runner.decode_cuda_graph_runner import _Rows
 for step in range(args.eager_steps):
     set_dp_buffer_len(None, 1, False, args.eager_dp_global)
     dispatcher.dispatch(_Rows(1), None)
+# BS=1 requests: a prefill, then decode steps; a draft model's decode step between; a last prefill.
+from sglang.srt.model_executor.model_runner import ForwardBatch, ForwardMode, ModelRunner
+runner, draft = ModelRunner(), ModelRunner(is_draft_worker=True)
+for rid, steps in getattr(args, "decode_requests", []):
+    runner.forward(ForwardBatch(ForwardMode.EXTEND, [rid], 1))
+    for _ in range(steps):
+        runner.forward(ForwardBatch(ForwardMode.DECODE, [rid], 1))
+        draft.forward(ForwardBatch(ForwardMode.DECODE, [rid], 1))
+runner.forward(ForwardBatch(ForwardMode.EXTEND, ["last"], 1))
 print("DONE")
 '''
 

@@ -48,7 +48,8 @@ def test_records_of_a_dp_attention_a2a_start(tmp_path: Path) -> None:
     assert [(r["target"], r["target_version"]) for r in start] == [("sglang", "0.5.16")]
     assert {r["target"] for r in loaded.of_kind("hook_installed")} == {
         "parallel_groups", "mlp_scatter_mode", "dispatcher_init", "dispatcher_payload", "dispatch",
-        "capture_oom", "set_dp_buffer_len", "attn_tp_gather", "gathered_buffer", "cuda_graph_capture"}
+        "capture_oom", "set_dp_buffer_len", "attn_tp_gather", "gathered_buffer", "cuda_graph_capture",
+        "decode_step"}
     assert loaded.of_kind("hook_missing") == ()
 
     (groups,) = loaded.of_kind("parallel_groups")
@@ -141,7 +142,7 @@ def test_missing_targets_are_recorded_and_the_server_runs(tmp_path: Path) -> Non
 def test_only_the_candidate_present_in_this_version_is_hooked(tmp_path: Path) -> None:
     """An older layout's module that still exists (without the old attribute) yields no hook_missing."""
     def add_legacy_model_runner(site: Path) -> None:
-        (site / "sglang/srt/model_executor/model_runner.py").write_text("class ModelRunner:\n    pass\n")
+        # model_runner.py is in the tree already (decode_step lives there), without init_device_graphs.
         setup = site / "sglang/srt/model_executor/model_runner_components/cuda_graph_setup.py"
         setup.write_text("import sglang.srt.model_executor.model_runner\n" + setup.read_text())
 
@@ -179,3 +180,63 @@ def test_unwritable_records_dir_never_breaks_the_server(tmp_path: Path) -> None:
 )
 def test_oom_message_parsing(message: str, expected: tuple[int | None, int | None]) -> None:
     assert parse_oom_message(message) == expected
+
+
+DECODE_ARGS = {**BASE_ARGS, "eager_steps": 0, "decode_requests": [["req-a", 3], ["req-b", 2]]}
+
+
+def _by_rid(loaded: LoadedRecords) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for record in loaded.of_kind("decode_step"):
+        (rid,) = record["rids"]
+        out.setdefault(rid, []).append(record)
+    return out
+
+
+def test_decode_steps_are_timed_per_request(tmp_path: Path) -> None:
+    proc, loaded = _serve(tmp_path, DECODE_ARGS)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded.errors == ()
+    steps = _by_rid(loaded)
+    # Every decode step of the target model, none of the draft model's, none of a prefill.
+    assert {rid: len(records) for rid, records in steps.items()} == {"req-a": 3, "req-b": 2}
+    for records in steps.values():
+        assert all((r["batch_size"], r["clock"], r["inject_kind"], r["inject_us"]) == (1, "host", None, 0)
+                   for r in records)
+        assert all(r["device_ms"] >= 0.5 for r in records)  # the fake forward spins 0.5 ms
+        # A step's wall time runs to the next decode step of the same request; the last one has none.
+        *inner, last = records
+        assert (last["wall_ms"], last["host_ms"]) == (None, None)
+        for r in inner:
+            assert r["wall_ms"] >= r["device_ms"]
+            assert abs(r["host_ms"] - (r["wall_ms"] - r["device_ms"])) < 1e-5
+        assert [r["ts"] for r in records] == sorted(r["ts"] for r in records)
+
+
+def test_step_timing_switched_off_leaves_the_forward_unwrapped(tmp_path: Path) -> None:
+    proc, loaded = _serve(tmp_path, DECODE_ARGS, extra_env={"HARNESS_STEP_TIMING": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert loaded.of_kind("decode_step") == ()
+    assert "decode_step" not in {r["target"] for r in loaded.of_kind("hook_installed")}
+
+
+def test_delay_file_is_applied_inside_the_timed_forward(tmp_path: Path) -> None:
+    delay = tmp_path / "delay"
+    delay.write_text("gpu 2000\n")
+    proc, loaded = _serve(tmp_path, DECODE_ARGS, extra_env={"HARNESS_INJECT_DELAY_FILE": str(delay)})
+    assert proc.returncode == 0, proc.stderr
+    records = loaded.of_kind("decode_step")
+    assert len(records) == 5
+    assert {(r["inject_kind"], r["inject_us"]) for r in records} == {("gpu", 2000)}
+    # Without a device a `gpu` delay is a busy-wait inside the region: at least 2 ms + the 0.5 ms forward.
+    assert all(r["device_ms"] >= 2.5 for r in records)
+
+
+def test_bad_delay_file_means_no_delay_and_one_message(tmp_path: Path) -> None:
+    delay = tmp_path / "delay"
+    delay.write_text("gpu soon\n")
+    proc, loaded = _serve(tmp_path, DECODE_ARGS, extra_env={"HARNESS_INJECT_DELAY_FILE": str(delay)})
+    assert proc.returncode == 0, proc.stderr
+    assert {r["inject_kind"] for r in loaded.of_kind("decode_step")} == {None}
+    assert proc.stderr.count("harness delay switch: no delay") == 1
+    assert "expected whole microseconds, got 'soon'" in proc.stderr

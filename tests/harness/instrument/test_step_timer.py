@@ -1,0 +1,114 @@
+"""StepTimer: which steps get a wall time, when records are written, and that CUDA events are never waited on.
+
+CUDA events cannot exist on this machine, so the CUDA path runs against an event double whose
+completion and elapsed times the test sets; the host-clock path runs for real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.instrument.delay_switch import Delay
+from harness.instrument.step_timer import StepTimer, step_timing_enabled
+
+
+class _Event:
+    def __init__(self, cuda: _Cuda) -> None:
+        self.cuda, self.done, self.recorded = cuda, False, 0
+
+    def record(self) -> None:
+        self.recorded += 1
+        self.done = False
+        self.at = self.cuda.now
+
+    def query(self) -> bool:
+        return self.done
+
+    def synchronize(self) -> None:
+        self.cuda.syncs += 1
+        self.done = True
+
+    def elapsed_time(self, end: _Event) -> float:
+        # The end event finished means the start did (one stream); an unfinished one would block.
+        assert end.done, "elapsed_time on an unfinished event would block"
+        return end.at - self.at
+
+
+class _Cuda:
+    """torch.cuda's Event, with a clock (ms) the test advances."""
+
+    def __init__(self) -> None:
+        self.now, self.syncs, self.created = 0.0, 0, 0
+
+    def Event(self, enable_timing: bool = False) -> _Event:
+        assert enable_timing
+        self.created += 1
+        return _Event(self)
+
+
+def _recorder() -> tuple[list[dict[str, Any]], Any]:
+    written: list[dict[str, Any]] = []
+
+    def write(kind: str, **fields: Any) -> None:
+        assert kind == "decode_step"
+        written.append(fields)
+
+    return written, write
+
+
+def test_cuda_steps_are_read_when_the_device_has_passed_them() -> None:
+    cuda = _Cuda()
+    written, write = _recorder()
+    timer = StepTimer(write, cuda)
+    steps = []
+    for index in range(3):
+        step = timer.begin(["a"], 1)
+        cuda.now += 0.9 + index / 10  # device time of this step: 0.9, 1.0, 1.1 ms
+        timer.end(step)
+        steps.append(step)
+    # Nothing finished on the device yet: nothing written, nothing waited on.
+    assert written == [] and cuda.syncs == 0
+    for step in steps[:2]:
+        for event in step.events:
+            event.done = True
+    timer.other()  # a prefill starts: step 3 has no successor of the same request
+    assert [round(w["device_ms"], 6) for w in written] == [0.9, 1.0]
+    assert cuda.syncs == 0
+    assert all(w["clock"] == "cuda_event" and w["wall_ms"] is not None for w in written)
+    assert all(abs(w["host_ms"] - (w["wall_ms"] - w["device_ms"])) < 1e-5 for w in written)
+    timer.flush(wait=True)  # idle: the last step may be waited for
+    assert cuda.syncs == 1
+    assert round(written[2]["device_ms"], 6) == 1.1
+    assert (written[2]["wall_ms"], written[2]["host_ms"]) == (None, None)
+    # Events of read steps are reused: two per step in flight, not two per step ever.
+    timer.begin(["b"], 1)
+    assert cuda.created == 6
+
+
+def test_host_clock_wall_time_only_between_steps_of_the_same_requests() -> None:
+    written, write = _recorder()
+    timer = StepTimer(write)
+    for rids in (["a"], ["a"], ["a", "b"], ["b"]):
+        timer.end(timer.begin(rids, len(rids), Delay("host", 25) if rids == ["b"] else None))
+    timer.flush()
+    assert [(w["rids"], w["batch_size"], w["clock"]) for w in written] == [
+        (["a"], 1, "host"), (["a"], 1, "host"), (["a", "b"], 2, "host"), (["b"], 1, "host")]
+    assert [w["wall_ms"] is None for w in written] == [False, True, True, True]
+    assert all(w["device_ms"] >= 0 for w in written)
+    assert [(w["inject_kind"], w["inject_us"]) for w in written] == [(None, 0)] * 3 + [("host", 25)]
+
+
+def test_a_forward_that_raised_is_not_reported() -> None:
+    written, write = _recorder()
+    timer = StepTimer(write)
+    timer.begin(["a"], 1)  # its forward raised: end() never came
+    timer.end(timer.begin(["a"], 1))
+    timer.flush()
+    assert len(written) == 1
+
+
+def test_switch_reads_the_environment() -> None:
+    assert step_timing_enabled({}) is True
+    assert step_timing_enabled({"HARNESS_STEP_TIMING": "1"}) is True
+    for off in ("0", "off", "False", " no "):
+        assert step_timing_enabled({"HARNESS_STEP_TIMING": off}) is False
