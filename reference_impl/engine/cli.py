@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from harness.instrument.delay_switch import ENV_DELAY_FILE
+from harness.instrument.step_timer import step_timing_enabled
 from reference_impl.engine.engine_config import A2A_TOKENS_ENV, DEVICE_MEMORY_ENV, EngineConfig
 from reference_impl.fixset import FIX_NAMES, FixSet
 from reference_impl.inputs import ServerArgs
@@ -104,7 +106,8 @@ def parse_config(argv: Sequence[str], environ: dict[str, str] | None = None) -> 
         model_path=ns.model_path, server_args=server_args, fixes=FixSet.reverting(ns.revert_fix),
         host=ns.host, port=ns.port, device=ns.device, disable_cuda_graph=ns.disable_cuda_graph,
         overlap_schedule=not ns.disable_overlap_schedule and (ns.device == "cuda" or ns.enable_overlap_schedule),
-        inject_decode_delay_us=ns.inject_decode_delay_us, device_memory_gib=device_memory,
+        inject_decode_delay_us=ns.inject_decode_delay_us, inject_delay_file=environ.get(ENV_DELAY_FILE) or None,
+        step_timing=step_timing_enabled(environ), device_memory_gib=device_memory,
         max_total_tokens=ns.max_total_tokens, context_length=ns.context_length, seed=ns.seed,
         env=env, ignored_flags=ignored, skip_tokenizer_init=ns.skip_tokenizer_init,
         tokenizer_path=ns.tokenizer_path, served_model_name=ns.served_model_name,

@@ -30,6 +30,10 @@ class EngineConfig:
     # Overlapped decode (docs/engine.md): default on CUDA; on a CPU every step is synchronous anyway.
     overlap_schedule: bool = False
     inject_decode_delay_us: int = 0
+    # HARNESS_INJECT_DELAY_FILE: a delay switched at run time (harness/instrument/delay_switch.py).
+    inject_delay_file: str | None = None
+    # decode_step records (device and host time per step) while instrumented; HARNESS_STEP_TIMING=0 stops them.
+    step_timing: bool = True
     # Capacity of the simulated device on CPU; on CUDA an optional cap of the real allocator.
     device_memory_gib: float | None = None
     max_total_tokens: int | None = None
@@ -60,7 +64,8 @@ class EngineConfig:
         out.update(
             model_path=self.model_path, host=self.host, port=self.port, device=self.device,
             disable_cuda_graph=self.disable_cuda_graph, overlap_schedule=self.overlap_schedule,
-            inject_decode_delay_us=self.inject_decode_delay_us,
+            inject_decode_delay_us=self.inject_decode_delay_us, inject_delay_file=self.inject_delay_file,
+            step_timing=self.step_timing,
             device_memory_gib=self.device_memory_gib, max_total_tokens=self.max_total_tokens,
             context_length=self.context_length, random_seed=self.seed,
             max_running_requests=self.max_running_requests,

@@ -16,6 +16,10 @@ class Records:
             self._writer.rank = rank
         self._eager_left = eager_dispatch_limit
 
+    @property
+    def enabled(self) -> bool:
+        return self._writer is not None
+
     def write(self, kind: str, **fields: Any) -> None:
         if self._writer is not None:
             self._writer.write(kind, **fields)

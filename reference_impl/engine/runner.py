@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.instrument.delay_switch import DelaySwitch, DeviceSleep, spin
+from harness.instrument.step_timer import Step as TimedStep
+from harness.instrument.step_timer import StepTimer
 from reference_impl.engine.comms import Comms
 from reference_impl.engine.device_memory import GIB, DeviceMemory
 from reference_impl.engine.dispatcher import A2ADispatcher
@@ -84,7 +87,10 @@ class ModelRunner:
         pinned = self.device.type == "cuda"
         self.out_host = [torch.zeros(self.next_ids.numel(), dtype=torch.long, pin_memory=pinned) for _ in range(2)]
         self.out_flip = 0
-        self.sleep_cycles_per_us: float | None = None
+        cuda = torch.cuda if self.device.type == "cuda" else None
+        self.device_sleep = DeviceSleep(cuda, logger.info)
+        self.delay_switch = DelaySwitch(config.inject_delay_file) if config.inject_delay_file else None
+        self.step_timer = StepTimer(records.write, cuda) if records.enabled and config.step_timing else None
 
     @property
     def max_total_tokens(self) -> int:
@@ -173,11 +179,14 @@ class ModelRunner:
         """Enqueue the step; `chained`: a decode step whose input ids are the previous decode step's
         tokens, still on the device (same requests, same rows), so the host need not wait for them."""
         work = step.groups[self.layout.dp_rank]
+        timed = None
         if step.kind == "decode":
             batch, graph = self._decode_batch(step)
-            self._inject_delay()
+            timed = self._begin_decode(work)
         else:
             batch, graph = self._extend_batch(step), None
+            if self.step_timer is not None:
+                self.step_timer.other()
         chain = self.next_ids if chained else None
         if graph is not None:
             graph.replay(work, chain)
@@ -186,6 +195,8 @@ class ModelRunner:
             if chain is not None:
                 batch.input_ids[: work.num_tokens].copy_(chain[: work.num_tokens])
             logits = self._forward(batch)
+        if timed is not None:
+            self.step_timer.end(timed)  # type: ignore[union-attr]
         k = len(work.sample_rows)
         if not k:
             return Launched(None, None)
@@ -207,37 +218,28 @@ class ModelRunner:
             launched.done.synchronize()
         return launched.tokens.tolist() if launched.tokens is not None else []
 
-    def _inject_delay(self) -> None:
-        """--inject-decode-delay-us: on a GPU a sleep kernel ahead of the step, so the delay stays on the
-        critical path when host work overlaps the GPU; on the CPU a busy-wait."""
-        delay_us = self.config.inject_decode_delay_us
-        if not delay_us:
-            return
-        if self.device.type == "cuda":
-            torch.cuda._sleep(round(delay_us * self._sleep_cycles_per_us()))
-            return
-        deadline = time.perf_counter() + delay_us / 1e6
-        # Sleep through all but the last 0.5 ms (a sleep overshoots by tens of microseconds), spin the rest.
-        if delay_us > 1000:
-            time.sleep(delay_us / 1e6 - 0.0005)
-        while time.perf_counter() < deadline:
-            pass
+    def _begin_decode(self, work: GroupWork) -> TimedStep | None:
+        """Injected delays and the start of the step's timed forward region.
 
-    def _sleep_cycles_per_us(self) -> float:
-        """GPU clock cycles per microsecond of torch.cuda._sleep, measured once under load."""
-        if self.sleep_cycles_per_us is None:
-            rates = []
-            for _ in range(5):  # the first runs let the clock ramp up; keep the fastest
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                torch.cuda._sleep(4_000_000)
-                end.record()
-                end.synchronize()
-                rates.append(4_000_000 / (start.elapsed_time(end) * 1e3))
-            self.sleep_cycles_per_us = max(rates)
-            logger.info(f"injected decode delay: {self.config.inject_decode_delay_us} us = "
-                        f"{self.config.inject_decode_delay_us * self.sleep_cycles_per_us:.0f} GPU cycles")
-        return self.sleep_cycles_per_us
+        A host delay comes before the region; --inject-decode-delay-us and a `gpu` delay from the switch
+        file run inside it, ahead of the forward: on a GPU a sleep kernel, so the delay stays on the
+        critical path when host work overlaps the GPU; on the CPU a busy-wait.
+        """
+        delay = self.delay_switch.current() if self.delay_switch is not None else None
+        if delay is not None and delay.kind == "host":
+            spin(delay.us)
+        timed = None
+        if self.step_timer is not None and work.num_tokens:
+            timed = self.step_timer.begin(work.rids, work.num_tokens, delay)
+        self.device_sleep(self.config.inject_decode_delay_us)
+        if delay is not None and delay.kind == "gpu":
+            self.device_sleep(delay.us)
+        return timed
+
+    def flush_step_timing(self) -> None:
+        """Write the steps still held back (the scheduler calls this when it has nothing to run)."""
+        if self.step_timer is not None:
+            self.step_timer.flush(wait=True)
 
     def _forward(self, batch: ForwardBatch) -> torch.Tensor:
         if batch.sample_index is None:

@@ -195,6 +195,7 @@ class Scheduler:
             work.block_table.append(req.slots[:pos + 1])
             work.seq_lens.append(pos + 1)
             work.sample_rows.append(len(work.input_ids) - 1)
+            work.rids.append(req.rid)
             owners[req.dp_rank].append(req)
         return Step("decode", groups), owners
 
@@ -207,6 +208,9 @@ class Scheduler:
                     reason = {"type": "stop", "matched": token}
                 elif len(req.output_ids) >= req.max_new_tokens:
                     reason = {"type": "length", "length": req.max_new_tokens}
+                if reason is not None and len(self.running) == 1:
+                    # Nothing follows the last step: its record is written before the client hears the end.
+                    self.runner.flush_step_timing()
                 req.emit(TokenEvent(token, reason))
                 if reason is not None:
                     self.running.remove(req)

@@ -18,6 +18,7 @@ class GroupWork:
     block_table: list[list[int]] = field(default_factory=list)  # decode
     seq_lens: list[int] = field(default_factory=list)
     sample_rows: list[int] = field(default_factory=list)  # rows whose logits give the next token
+    rids: list[str] = field(default_factory=list)  # decode: the request of each row (step timing records)
 
     @property
     def num_tokens(self) -> int:
