@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.measure.telemetry import DEFAULT_INTERVAL_S
+from harness.measure.warmup import WarmupPolicy
 from harness.serve.affinity import Pinning
 
 # Startup deadlines per target: real sglang JIT-compiles and captures graphs (166 s seen for the tiny
@@ -21,7 +23,8 @@ class RunConfig:
     scenarios: tuple[str, ...] = ("baseline",)
     target: str = "reference"
     requests: int | None = None
-    warmups: int | None = None
+    # A count, AutoWarmup (`--warmups auto`: until TPOT is steady, bounded), or None: the scenario's count.
+    warmups: WarmupPolicy | None = None
     extra_server_args: tuple[str, ...] = ()
     revert_fixes: tuple[str, ...] = ()
     host: str = "127.0.0.1"
@@ -46,6 +49,8 @@ class RunConfig:
     reuse_server: bool = True
     # Triton/inductor/FlashInfer/sglang JIT caches go here (harness/serve/cache_dirs.py); None: the tools' defaults.
     cache_dir: Path | None = None
+    # GPU telemetry (harness/measure/telemetry.py) sampling period; 0 turns it off.
+    telemetry_interval_s: float = DEFAULT_INTERVAL_S
 
     def startup_deadline_s(self) -> float:
         if self.startup_timeout_s is not None:

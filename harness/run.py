@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
+import psutil
 import requests
 from rich.console import Console
 from rich.markup import escape
@@ -22,7 +24,17 @@ from rich.markup import escape
 from harness.config import RunConfig
 from harness.measure.client import RequestSample, StreamingClient
 from harness.measure.metrics import scrape, server_side
+from harness.measure.regimes import run_regimes
+from harness.measure.telemetry import DEFAULT_INTERVAL_S, TelemetrySampler
 from harness.measure.turns import MEASURE, SCRAPE, WARMUP, FreeTurns, Turns
+from harness.measure.warmup import (
+    AutoWarmup,
+    WarmupOutcome,
+    WarmupPolicy,
+    first_measured_seed,
+    parse_warmups,
+    warm_up,
+)
 from harness.scenarios.catalog import TARGETS, Scenario, ScenarioError, Workload, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host, unmet_reason
 from harness.serve.affinity import AffinityError, parse_pinning, pinned
@@ -62,6 +74,7 @@ SERVER_RECORDS_DIR = "server-records"
 # sysexits.h: EX_TEMPFAIL (another run holds the GPUs; try later) and EX_IOERR (a result could not be written).
 EXIT_LOCKED = 75
 EXIT_WRITE_FAILED = 74
+AUTO = AutoWarmup()  # what `--warmups auto` means
 
 
 class Progress(Protocol):
@@ -90,6 +103,7 @@ class Measurement:
     failed_in_warmup: bool
     warmup_s: float = 0.0
     measure_s: float = 0.0
+    warmup: WarmupOutcome | None = None
 
 
 def server_argv(scenario: Scenario, config: RunConfig, port: int) -> list[str]:
@@ -111,9 +125,14 @@ def effective_workload(scenario: Scenario, config: RunConfig) -> Workload:
     return Workload(
         input_len=workload.input_len,
         output_len=workload.output_len,
-        warmups=workload.warmups if config.warmups is None else config.warmups,
+        warmups=config.warmups if isinstance(config.warmups, int) else workload.warmups,
         requests=workload.requests if config.requests is None else config.requests,
     )
+
+
+def warmup_policy(workload: Workload, config: RunConfig) -> WarmupPolicy:
+    """`--warmups auto` (AutoWarmup), else the effective workload's count."""
+    return config.warmups if isinstance(config.warmups, AutoWarmup) else workload.warmups
 
 
 def prompt_ids(length: int, vocab_size: int, seed: int) -> list[int]:
@@ -219,8 +238,11 @@ def run_scenario_on(
             else:
                 result["target"].update(kept.target)
             before = _record_sizes(server_records)
-            with pinned(config.pinning.client):
-                measurement = _measure(spec.base_url, scenario, workload, config, progress, turns)
+            visible = dict(spec.env).get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+            telemetry = TelemetrySampler(config.telemetry_interval_s, lambda: _server_tree(server), visible)
+            with telemetry, pinned(config.pinning.client):
+                measurement = _measure(spec.base_url, scenario, workload, config, progress, turns, telemetry)
+            result["telemetry"] = telemetry.to_json()
             window = (before, _record_sizes(server_records))
             timing.update(warmup_s=measurement.warmup_s, measure_s=measurement.measure_s)
     except KeyboardInterrupt:
@@ -265,6 +287,10 @@ def run_scenario_on(
             for sample in result["samples"]:
                 sample["pair"] = sample["index"]
         result["summary"] = _summary(measurement.samples)
+        result["regimes"] = run_regimes(result["samples"])
+        if measurement.warmup is not None:
+            result["warmup"] = measurement.warmup.to_json()
+            result["workload"]["warmups"] = measurement.warmup.requests
         result["server_metrics"] = measurement.server_metrics
     # Leaked GPU memory spoils every later scenario on that GPU: it outranks the scenario's own failure.
     result["failure"] = leak_failure or _failure(result["startup"], measurement, shutdown, interrupted)
@@ -321,19 +347,30 @@ def _skip_reason(scenario: Scenario, config: RunConfig, host: HostHardware) -> s
 
 
 def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunConfig,
-             progress: Progress, turns: Turns | None = None) -> Measurement:
+             progress: Progress, turns: Turns | None = None,
+             telemetry: TelemetrySampler | None = None) -> Measurement:
     turns = turns or FreeTurns(workload.requests)
     vocab = int(json.loads((scenario.model_dir / "config.json").read_text()).get("vocab_size", 32000))
+    policy = warmup_policy(workload, config)
     started = time.monotonic()
     with StreamingClient(base_url, token_timeout_s=config.token_timeout_s) as client:
-        progress.phase(f"{scenario.name}: warm-up", total=workload.warmups)
-        for index in range(workload.warmups):
+        progress.phase(f"{scenario.name}: warm-up",
+                       total=policy.max_requests if isinstance(policy, AutoWarmup) else policy)
+        warm_samples: list[RequestSample] = []
+
+        def send_warmup(index: int) -> RequestSample:
             with turns.hold(WARMUP, index):
                 sample = client.generate(index, prompt_ids(workload.input_len, vocab, index), workload.output_len)
-            progress.advance()
-            if not sample.ok:
-                return Measurement((), server_side(scrape(base_url), scrape(base_url)), sample, True,
-                                   time.monotonic() - started)
+            warm_samples.append(sample)
+            return sample
+
+        warmup, failed_warmup = warm_up(send_warmup, policy, progress.advance)
+        if telemetry is not None:
+            telemetry.note_requests(WARMUP, ((s.index, s.send_ns, s.e2e_ms) for s in warm_samples))
+            telemetry.set_phase(MEASURE)
+        if failed_warmup is not None:
+            return Measurement((), server_side(scrape(base_url), scrape(base_url)), failed_warmup, True,
+                               time.monotonic() - started, warmup=warmup)
         warmed = time.monotonic()
         with turns.hold(SCRAPE, 0):
             before = scrape(base_url)
@@ -345,7 +382,7 @@ def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunC
             with turns.hold(MEASURE, index) as go:
                 if not go:
                     break
-                seed = workload.warmups + index
+                seed = first_measured_seed(policy) + index
                 sample = client.generate(index, prompt_ids(workload.input_len, vocab, seed), workload.output_len)
             turns.report(index, sample)
             samples.append(sample)
@@ -356,8 +393,19 @@ def _measure(base_url: str, scenario: Scenario, workload: Workload, config: RunC
             index += 1
         with turns.hold(SCRAPE, 1):
             after = scrape(base_url)
+    if telemetry is not None:
+        telemetry.note_requests(MEASURE, ((s.index, s.send_ns, s.e2e_ms) for s in samples))
     return Measurement(tuple(samples), server_side(before, after), failed, False, warmed - started,
-                       time.monotonic() - warmed)
+                       time.monotonic() - warmed, warmup=warmup)
+
+
+def _server_tree(server: Server) -> set[int]:
+    """The server's processes now (sglang's scheduler and detokenizer are children of the launcher)."""
+    pids = set(server.pids)
+    if server.pid is not None:
+        with contextlib.suppress(psutil.Error):
+            pids |= {p.pid for p in psutil.Process(server.pid).children(recursive=True)}
+    return pids
 
 
 def _summary(samples: tuple[RequestSample, ...]) -> dict[str, Any]:
@@ -532,7 +580,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", choices=TARGETS, default="reference")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<UTC time>)")
     parser.add_argument("--requests", type=int, metavar="N", help="measured requests (overrides the scenario)")
-    parser.add_argument("--warmups", type=int, metavar="N", help="discarded warm-up requests (overrides the scenario)")
+    parser.add_argument("--warmups", type=_warmups_arg, metavar="N|auto",
+                        help=f"discarded warm-up requests (overrides the scenario); auto: windows of {AUTO.window} "
+                             f"until two windows' TPOT medians agree within {AUTO.tolerance * 100:g}%%, at most "
+                             f"{AUTO.max_requests} requests or {AUTO.max_s:g} s")
+    parser.add_argument("--telemetry-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="S",
+                        help="GPU clock/power/temperature/throttle sampling period through the run (NVML); 0: off")
     parser.add_argument("--extra-server-args", default="", metavar='"ARGS"',
                         help='appended verbatim to the server command line; write --extra-server-args="--flag v"')
     parser.add_argument("--revert-fix", action="append", default=[], metavar="NAME", choices=FIX_NAMES,
@@ -572,8 +625,8 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
             parser.error(str(exc))
     if args.requests is not None and args.requests < 1:
         parser.error(f"--requests: expected an integer >= 1, got {args.requests}")
-    if args.warmups is not None and args.warmups < 0:
-        parser.error(f"--warmups: expected an integer >= 0, got {args.warmups}")
+    if not args.telemetry_interval >= 0:
+        parser.error(f"--telemetry-interval: expected seconds >= 0, got {args.telemetry_interval}")
     if args.revert_fix and args.target != "reference":
         parser.error("--revert-fix is handed to the reference engine only; sglang runs its fixes as merged")
     if args.port is not None and not 0 < args.port < 65536:
@@ -612,8 +665,16 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
         startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
         resume=args.resume is not None, lock_dir=args.lock_dir, pinning=pinning,
         reuse_server=not args.no_reuse_server, cache_dir=args.cache_dir or default_cache_dir(),
+        telemetry_interval_s=args.telemetry_interval,
     )
     return config, scenarios
+
+
+def _warmups_arg(text: str) -> WarmupPolicy:
+    try:
+        return parse_warmups(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _default_run_dir() -> Path:
