@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.measure.regimes import describe, stored_or_found
 from harness.store.timing import startup_split
 
 _MAX_VERDICT_LINES = 8
@@ -95,6 +96,9 @@ def explain(result: dict[str, Any], console: Console) -> None:
         console.print(f"{name}: server-side means (/metrics): TTFT {_ms(metrics['ttft_ms_mean'])} ms, "
                       f"ITL {_ms(metrics.get('itl_ms_mean'))} ms; client means: TTFT "
                       f"{_ms(result['summary']['ttft_ms']['mean'])} ms, ITL {_ms(result['summary']['itl_ms']['mean'])} ms")
+    steps = step_time_line(result)
+    if steps:
+        console.print(f"{name}: {steps}")
     timing = result.get("timing") or {}
     if timing.get("total_s") is not None:
         split = startup_split(result.get("startup"))
@@ -107,6 +111,8 @@ def explain(result: dict[str, Any], console: Console) -> None:
         console.print(f"{name}: time {_s(timing['total_s'])}: {escape(server)}, warm-up {_s(timing.get('warmup_s'))}, "
                       f"measure {_s(timing.get('measure_s'))}, stop+check "
                       f"{_s((timing.get('stop_s') or 0) + (timing.get('check_s') or 0))}")
+    for line in noise_lines(result):
+        console.print(f"{name}: {escape(line)}")
     capture = (result.get("startup") or {}).get("capture") or {}
     for phase in _distinct(capture.get("phases", [])):
         console.print(f"{name}: capture {phase['name']}: {phase['elapsed_s']:.2f} s, "
@@ -124,6 +130,61 @@ def explain(result: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]{name}: oracle[/]: {escape(str(oracle['error']))}")
     for error in (result.get("instrumentation") or {}).get("errors", [])[:5]:
         console.print(f"[yellow]{name}: instrumentation[/]: {escape(str(error))}")
+
+
+def step_time_line(result: dict[str, Any]) -> str | None:
+    """decode_gpu_ms and decode_host_ms (medians over requests of per-step means), or None without them."""
+    summary = result.get("summary") or {}
+    gpu, host = summary.get("decode_gpu_ms") or {}, summary.get("decode_host_ms") or {}
+    if gpu.get("median") is None:
+        return None
+    clocks = {s.get("decode_clock") for s in result.get("samples", []) if s.get("decode_clock")}
+    how = "CUDA events" if clocks == {"cuda_event"} else "host clock, no device" if clocks == {"host"} else "mixed clocks"
+    return (f"decode step (server, {how}): device {_ms(gpu['median'])} ms (p90 {_ms(gpu.get('p90'))}), host part "
+            f"{_ms(host.get('median'))} ms, per step, median over {gpu.get('n')} requests "
+            f"(TPOT {_ms((summary.get('tpot_ms') or {}).get('median'))} ms)")
+
+
+def noise_lines(result: dict[str, Any]) -> list[str]:
+    """What the run saw of its own noise: the auto warm-up, regimes inside the series, GPU telemetry."""
+    lines = []
+    warmup = result.get("warmup") or {}
+    if warmup.get("policy") == "auto":
+        medians = ", ".join(f"{m:.4g}" for m in warmup.get("window_medians_ms", []))
+        lines.append(f"warm-up auto: {warmup['requests']} requests, stopped: {warmup['stopped']}"
+                     + (f" (TPOT window medians {medians} ms)" if medians else ""))
+    found = stored_or_found(result)
+    order = {"tpot_ms": 0, "ttft_ms": 1, "e2e_ms": 2}
+    changed = [describe(m, r) for m, r in sorted(found.items(), key=lambda kv: (order.get(kv[0], 3), kv[0]))
+               if len(r) > 1]
+    if changed:
+        lines += changed
+    elif found:
+        lines.append(f"regimes: one per metric ({', '.join(sorted(found, key=lambda m: (order.get(m, 3), m)))}), "
+                     "no change point inside the run")
+    telemetry = result.get("telemetry")
+    if isinstance(telemetry, dict) and telemetry.get("available") is False:
+        lines.append(f"GPU telemetry: unavailable ({telemetry.get('reason')})")
+    elif isinstance(telemetry, dict) and telemetry.get("available"):
+        lines.append(_telemetry_line(telemetry))
+    return lines
+
+
+def _telemetry_line(telemetry: dict[str, Any]) -> str:
+    summary = telemetry["summary"]
+    where = "while measuring" if summary["phase"] == "measure" else "in all (none while measuring)"
+    gpus = ", ".join(str(g) for g in summary["gpus"])
+    parts = []
+    for key, label, unit in (("sm_clock_mhz", "SM clock", " MHz"), ("mem_clock_mhz", "memory clock", " MHz"),
+                             ("power_w", "power", " W"), ("temperature_c", "temperature", " C")):
+        stat = summary[key]
+        if stat["median"] is not None:
+            parts.append(f"{label} {stat['median']:.4g}{unit} [{stat['min']:.4g}-{stat['max']:.4g}]")
+    share = summary["throttled_share"]
+    seen = ", ".join(f"{k} {v}" for k, v in summary["reasons_seen"].items()) or "none"
+    parts.append("throttled " + (f"{share:.0%}" if share is not None else "-") + f" of samples (reasons seen: {seen})")
+    return (f"GPU telemetry (GPU {gpus}, {summary['samples']} samples every {telemetry['interval_s']:g} s {where}): "
+            + ", ".join(parts))
 
 
 def _distinct(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
