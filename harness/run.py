@@ -25,6 +25,7 @@ from harness.config import RunConfig
 from harness.measure.client import RequestSample, StreamingClient
 from harness.measure.metrics import scrape, server_side
 from harness.measure.regimes import run_regimes
+from harness.measure.step_times import split_records, with_step_times
 from harness.measure.telemetry import DEFAULT_INTERVAL_S, TelemetrySampler
 from harness.measure.turns import MEASURE, SCRAPE, WARMUP, FreeTurns, Turns
 from harness.measure.warmup import (
@@ -272,6 +273,7 @@ def run_scenario_on(
         _slice_records(server_records, records_dir, started_records, started_records, _record_sizes(server_records))
 
     instrumentation, oracle = _inspect(scenario, records_dir, instrument_errors)
+    instrumentation["records"], step_times = split_records(instrumentation["records"])
     result["instrumentation"] = instrumentation
     result["oracle"] = oracle
     if startup is not None:
@@ -279,14 +281,14 @@ def run_scenario_on(
         if kept is not None:
             result["startup"]["reused_from"] = kept.owner
     if measurement is not None:
-        result["samples"] = [s.to_json() for s in measurement.samples]
+        result["samples"] = with_step_times([s.to_json() for s in measurement.samples], step_times)
         pairing = turns.pairing() if turns is not None else None
         if pairing is not None:
             # Measured request i of each side is pair i (same prompt); the gate matches them by this index.
             result["pairing"] = pairing
             for sample in result["samples"]:
                 sample["pair"] = sample["index"]
-        result["summary"] = _summary(measurement.samples)
+        result["summary"] = {**_summary(measurement.samples), **_step_summary(result["samples"])}
         result["regimes"] = run_regimes(result["samples"])
         if measurement.warmup is not None:
             result["warmup"] = measurement.warmup.to_json()
@@ -406,6 +408,12 @@ def _server_tree(server: Server) -> set[int]:
         with contextlib.suppress(psutil.Error):
             pids |= {p.pid for p in psutil.Process(server.pid).children(recursive=True)}
     return pids
+
+
+def _step_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """decode_gpu_ms and decode_host_ms over the measured requests (the server's decode_step records)."""
+    good = [s for s in samples if s["ok"]]
+    return {key: summarize(s.get(key) for s in good) for key in ("decode_gpu_ms", "decode_host_ms")}
 
 
 def _summary(samples: tuple[RequestSample, ...]) -> dict[str, Any]:

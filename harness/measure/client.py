@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,10 +74,13 @@ class RequestSample:
     meta_info: dict[str, Any] | None = field(default=None)
     # perf_counter_ns() at send: token_times_ms are relative to it (kept in memory, not in results).
     send_ns: int = 0
+    # The request id sent with it: the server's decode_step records name it (harness/measure/step_times.py).
+    rid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "index": self.index,
+            "rid": self.rid,
             "input_len": self.input_len,
             "max_new_tokens": self.max_new_tokens,
             "ok": self.ok,
@@ -158,12 +162,14 @@ class StreamingClient:
 
     def generate(self, index: int, input_ids: list[int], max_new_tokens: int) -> RequestSample:
         """Run one request to completion; failures come back as a sample with ok=False, never raised."""
+        rid = uuid.uuid4().hex  # sglang's own rid format; decode_step records name the request by it
         body = {
             "input_ids": input_ids,
             "sampling_params": {"max_new_tokens": max_new_tokens, "temperature": 0, "ignore_eos": True},
             "stream": True,
+            "rid": rid,
         }
-        base = {"index": index, "input_len": len(input_ids), "max_new_tokens": max_new_tokens}
+        base = {"index": index, "rid": rid, "input_len": len(input_ids), "max_new_tokens": max_new_tokens}
         stream = _Stream(send_ns=time.perf_counter_ns())
         status = None
         try:

@@ -34,6 +34,16 @@ def test_harness_run_baseline_on_the_reference_engine(tmp_path):
         assert result["summary"][key]["n"] == 2
         assert result["summary"][key]["median"] > 0
     assert all(s["completion_tokens"] == 64 for s in result["samples"])
+    # The engine's decode_step records, matched by the rid the client sent: 63 decode steps after the prefill.
+    assert [(s["decode_steps"], s["decode_clock"]) for s in result["samples"]] == [(63, "host")] * 2
+    assert all(s["decode_gpu_ms"] > 0 and s["decode_host_ms"] is not None for s in result["samples"])
+    assert result["summary"]["decode_gpu_ms"]["n"] == 2
+    # One record per step stays on disk (warm-up included), not in result.json.
+    assert not [r for r in result["instrumentation"]["records"] if r["kind"] == "decode_step"]
+    on_disk = [line for path in (out / "baseline" / "records").glob("*.jsonl")
+               for line in path.read_text().splitlines() if '"kind":"decode_step"' in line]
+    assert len(on_disk) == 3 * 63
+    assert "decode step (server, host clock, no device): device" in " ".join(done.stdout.split())  # rich wraps
     assert result["server_metrics"]["requests"] == 2  # the engine's /metrics saw the same two requests
     assert result["instrumentation"]["records"], result["instrumentation"]["errors"]
     assert result["startup"]["capture"]["phases"], "the engine logs its (stand-in) decode capture"
