@@ -15,7 +15,8 @@ from harness.gate.compare import EXIT_INFRA, GateOutcome, compare_sides
 from harness.gate.config import GateConfig, load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
-from harness.gate.report import markdown, verdict_json, write_atomic, write_json
+from harness.gate.report import markdown, regime_lines, verdict_json, write_atomic, write_json
+from harness.measure.warmup import WarmupPolicy, parse_warmups
 from harness.serve.affinity import AffinityError, parse_pinning
 
 # Interleaving defaults (docs/gate.md, Calibration): on the H200 the reference engine's per-request
@@ -70,7 +71,8 @@ def write_report(outcome: GateOutcome, config: GateConfig, base: Side, head: Sid
         for scenario, path in _plot_distributions(outcome, config, base, head, options.out).items():
             artifacts[f"{scenario} distributions"] = _link(path, options)
     artifacts["verdict JSON"] = _link(options.out / "verdict.json", options)
-    text = markdown(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts)
+    text = markdown(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts,
+                    regimes=regime_lines(base, head, tuple(r.name for r in config.metrics)))
     write_json(options.out / "verdict.json",
                verdict_json(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts))
     write_atomic(options.out / "gate.md", text)
@@ -139,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="abba (default): A B, B A, A B ... cancels linear drift; abab: base always first")
     p.add_argument("--requests", type=_positive, default=DEFAULT_REQUESTS,
                    help=f"measured requests per round and side (default {DEFAULT_REQUESTS})")
-    p.add_argument("--warmups", type=int, default=None, help="warm-up requests per server start")
+    p.add_argument("--warmups", type=_warmups, default=None, metavar="N|auto",
+                   help="warm-up requests per server start; auto: until TPOT is steady (harness run --help)")
     p.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
                    help="cores for the servers and the client, e.g. 2-5/1 (auto: the client on the last "
                         "usable core, the servers on the rest; default none: no gain measured on an H200)")
@@ -149,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact-url", default=None, help="URL prefix for artifact links in the Markdown")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
+
+
+def _warmups(text: str) -> WarmupPolicy:
+    try:
+        return parse_warmups(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:

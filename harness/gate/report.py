@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness.gate.compare import GateOutcome
 from harness.gate.config import GateConfig
+from harness.gate.load import Side
+from harness.measure.regimes import describe, find_regimes
 
 JSON_SCHEMA_VERSION = 1
 ICON = {"regression": "🔴", "improvement": "🟢", "no_change": "⚪", "inconclusive": "🟡", "skipped": "⏭️"}
 
 
 def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
-             artifacts: dict[str, str]) -> str:
+             artifacts: dict[str, str], regimes: Sequence[str] = ()) -> str:
     """The PR comment: overall verdict, one table line per scenario and metric, then links."""
     thresholds = ", ".join(f"{r.name} ±{r.threshold:.0%}" for r in config.metrics)
     lines = [
@@ -33,6 +36,11 @@ def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
     for r in outcome.rows:
         lines.append(f"| {r.scenario} | {r.metric} | {r.base} | {r.head} | {r.change} | "
                      f"{ICON[r.verdict]} {r.verdict} | {_cell(r.reason)} |")
+    if regimes:
+        lines += ["", "### Regimes inside runs", "",
+                  "Change points inside one server's request series (the level moved while it ran); "
+                  "request indices in brackets.", ""]
+        lines += [f"- {_cell(line)}" for line in regimes]
     if outcome.problems:
         lines += ["", "### Infrastructure problems", ""]
         lines += [f"- {_cell(p)}" for p in outcome.problems]
@@ -60,6 +68,23 @@ def verdict_json(outcome: GateOutcome, config: GateConfig, *, base: str, head: s
         "problems": list(outcome.problems),
         "artifacts": artifacts,
     }
+
+
+def regime_lines(base: Side, head: Side, metrics: Sequence[str]) -> list[str]:
+    """One line per side and scenario whose runs hold more than one regime of a gated metric."""
+    lines = []
+    for scenario in sorted(base.runs):
+        for label, side in (("base", base), ("head", head)):
+            found = []
+            for round_index, run in enumerate(side.runs.get(scenario, ())):
+                for metric in metrics:
+                    regimes = find_regimes(run.values(metric))
+                    if len(regimes) > 1:
+                        where = f"round {round_index} " if len(side.runs[scenario]) > 1 else ""
+                        found.append(where + describe(metric, regimes))
+            if found:
+                lines.append(f"{scenario}, {label}: " + "; ".join(found))
+    return lines
 
 
 def write_atomic(path: Path, text: str) -> None:
