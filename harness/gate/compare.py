@@ -141,6 +141,9 @@ def _metric_row(name: str, metric: str, base: tuple[ScenarioRun, ...], head: tup
     base_groups = [r.values(metric) for r in base]
     head_groups = [r.values(metric) for r in head]
     n_base, n_head = sum(g.size for g in base_groups), sum(g.size for g in head_groups)
+    if n_base == 0 and n_head == 0:
+        # Neither side measured it (e.g. decode_gpu_ms in results older than the decode_step records).
+        return Row(name, metric, "skipped", "n=0", "n=0", "-", "not measured on either side")
     if n_base == 0 or n_head == 0:
         return Row(name, metric, "inconclusive", f"n={n_base}", f"n={n_head}", "-", "no samples on one side")
     try:

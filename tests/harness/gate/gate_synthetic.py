@@ -13,12 +13,16 @@ def result_obj(scenario: str, *, tpot: np.ndarray | None = None, ttft: np.ndarra
                status: str = "ok", outcome: str | None = "ok", workspace: int | None = None,
                oracle: dict[str, bool | None] | None = None, commit: str | None = "abc1234",
                commit_time: str | None = None, started_at: str = "2026-05-01T02:00:00+00:00",
-               capture_oom_record: bool = False, failure_stage: str | None = None) -> dict[str, Any]:
+               capture_oom_record: bool = False, failure_stage: str | None = None,
+               decode_gpu: np.ndarray | None = None) -> dict[str, Any]:
     tpot = np.empty(0) if tpot is None else tpot
     ttft = np.full(tpot.size, 20.0) if ttft is None else ttft
     samples = [{"index": i, "ok": True, "ttft_ms": float(a), "tpot_ms": float(b), "e2e_ms": float(a + 63 * b),
                 "itl_ms": [], "completion_tokens": 64, "error_kind": None}
                for i, (a, b) in enumerate(zip(ttft, tpot, strict=True))]
+    if decode_gpu is not None:  # the server's decode_step records, per request (harness/measure/step_times.py)
+        for sample, value in zip(samples, decode_gpu, strict=True):
+            sample.update(decode_gpu_ms=float(value), decode_steps=63, decode_clock="cuda_event")
     # A failed request carries no timing the gate may use.
     samples.append({"index": len(samples), "ok": False, "ttft_ms": None, "tpot_ms": None, "e2e_ms": None,
                     "itl_ms": [], "completion_tokens": None, "error_kind": "stream_cut"})

@@ -12,7 +12,7 @@ from harness.gate.errors import GateInputError
 from harness.gate.load import load_side
 
 CONFIG = load_config()
-METRICS = ("tpot_ms", "ttft_ms")
+METRICS = ("tpot_ms", "ttft_ms", "decode_gpu_ms")
 
 
 def _compare(write_run, base: dict, head: dict):
@@ -35,7 +35,28 @@ def test_identical_runs_pass(write_run) -> None:
     assert out.exit_code == 0
     assert {r.metric: r.verdict for r in out.rows} == {
         "capture_oom": "no_change", "workspace_bytes": "no_change", "oracle:a": "no_change",
-        "tpot_ms": "no_change", "ttft_ms": "no_change"}
+        "tpot_ms": "no_change", "ttft_ms": "no_change", "decode_gpu_ms": "skipped"}
+    # Results from before decode_step records: the row says so; it is no reason to withhold a pass.
+    assert _row(out, "decode_gpu_ms").reason == "not measured on either side"
+
+
+def test_decode_gpu_ms_is_compared(write_run) -> None:
+    """A kernel slowdown shows in the server's device time per decode step even where TPOT stays put."""
+    rng = np.random.default_rng(7)
+    tpot = _tpot(1)
+    base_gpu = 0.9 * rng.lognormal(0.0, 0.003, size=tpot.size)  # the H200 graph-replay spread is 0.24%
+    head_gpu = 1.03 * 0.9 * rng.lognormal(0.0, 0.003, size=tpot.size)
+    out = _compare(write_run, {"s": result_obj("s", tpot=tpot, decode_gpu=base_gpu)},
+                   {"s": result_obj("s", tpot=tpot, decode_gpu=head_gpu)})
+    row = _row(out, "decode_gpu_ms")
+    assert row.verdict == "regression"
+    assert row.estimate is not None and 1.02 < row.estimate.ci_low < row.estimate.ci_high < 1.04
+    assert _row(out, "tpot_ms").verdict == "no_change"
+    assert out.exit_code == 1
+    # Measured on one side only (an older base): not comparable, so not a pass either.
+    one_sided = _compare(write_run, {"s": result_obj("s", tpot=tpot)},
+                         {"s": result_obj("s", tpot=tpot, decode_gpu=head_gpu)})
+    assert _row(one_sided, "decode_gpu_ms").verdict == "inconclusive"
 
 
 def test_any_workspace_increase_is_a_regression(write_run) -> None:
