@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from harness.gate.config import GateConfig
 from harness.gate.errors import GateInputError
 from harness.gate.load import ScenarioRun, Side
-from harness.gate.stats import median_ratio
+from harness.gate.paired_stats import matched_pairs, paired_ratio
+from harness.gate.stats import RatioEstimate, median_ratio
 from harness.gate.verdicts import Row, continuous_verdict, exact_verdict, flag_verdict, format_change
 
-EXIT_PASS, EXIT_REGRESSION, EXIT_INFRA = 0, 1, 2
+EXIT_PASS, EXIT_REGRESSION, EXIT_INFRA, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 # failure.stage values that point at the harness rather than the server under test.
 HARNESS_STAGES = frozenset({"harness", "instrumentation"})
 
@@ -28,12 +29,15 @@ class GateOutcome:
         # A proven regression outranks an infrastructure problem elsewhere: it is actionable as is.
         if any(r.verdict == "regression" for r in self.rows):
             return EXIT_REGRESSION
-        return EXIT_INFRA if self.problems else EXIT_PASS
+        if self.problems:
+            return EXIT_INFRA
+        # Inconclusive is not a pass: a slowdown the interval could not rule out must not go green.
+        return EXIT_INCONCLUSIVE if any(r.verdict == "inconclusive" for r in self.rows) else EXIT_PASS
 
     @property
     def verdict(self) -> str:
-        return {EXIT_PASS: "pass", EXIT_REGRESSION: "regression", EXIT_INFRA: "infrastructure_failure"}[
-            self.exit_code]
+        return {EXIT_PASS: "pass", EXIT_REGRESSION: "regression", EXIT_INFRA: "infrastructure_failure",
+                EXIT_INCONCLUSIVE: "inconclusive"}[self.exit_code]
 
 
 def compare_sides(base: Side, head: Side, config: GateConfig) -> GateOutcome:
@@ -147,15 +151,38 @@ def _metric_row(name: str, metric: str, base: tuple[ScenarioRun, ...], head: tup
     if n_base == 0 or n_head == 0:
         return Row(name, metric, "inconclusive", f"n={n_base}", f"n={n_head}", "-", "no samples on one side")
     try:
-        est = median_ratio(base_groups, head_groups, resamples=config.bootstrap_resamples,
-                           confidence=config.confidence, seed=config.seed)
+        est = _estimate(metric, base, head, config)
     except ValueError as exc:
         return Row(name, metric, "inconclusive", f"n={n_base}", f"n={n_head}", "-", str(exc))
     verdict, reason = continuous_verdict(est, config.rule(metric), config)
-    if est.rounds:
+    if est.design == "paired":
+        reason += f"; paired, {est.n_base} pairs, block {est.block_length}"
+        if est.rounds:
+            reason += f", {est.rounds} server-start pairs"
+    elif est.rounds:
         reason += f"; {est.rounds} round pairs"
     return Row(name, metric, verdict, f"{est.base_median:.4g} (n={n_base})", f"{est.head_median:.4g} (n={n_head})",
                format_change(est), reason, est)
+
+
+def _estimate(metric: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...],
+              config: GateConfig) -> RatioEstimate:
+    """Matched request pairs when both sides come from the same co-resident server pairs, else unpaired."""
+    if paired_rounds(base, head):
+        series = [matched_pairs(b.paired_values(metric), h.paired_values(metric)) for b, h in zip(base, head, strict=True)]
+        return paired_ratio(series, resamples=config.bootstrap_resamples, confidence=config.confidence,
+                            seed=config.seed)
+    return median_ratio([r.values(metric) for r in base], [r.values(metric) for r in head],
+                        resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
+
+
+def paired_rounds(base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> bool:
+    """Both sides paired, round by round from the same server-start pair."""
+    if len(base) != len(head) or not base:
+        return False
+    return all(b.pairing is not None and h.pairing is not None and b.pairing.side == "base"
+               and h.pairing.side == "head" and b.pairing.start_pair == h.pairing.start_pair
+               for b, h in zip(base, head, strict=True))
 
 
 def _max_or_none(values: Iterable[int | None]) -> int | None:

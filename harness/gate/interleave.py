@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.gate.errors import GateInputError
+from harness.measure.warmup import WarmupPolicy
 from harness.serve.affinity import Pinning
 
 LOCK_POLL_S = 5.0
@@ -23,12 +24,13 @@ class InterleavePlan:
     head_cmd: tuple[str, ...]
     rounds: int
     requests: int | None  # None: the scenario's own [workload] requests
-    warmups: int | None
+    warmups: WarmupPolicy | None
     target: str
     out: Path
     order: str = "abba"  # "abba": A B, B A, A B ...; "abab": A B, A B ...
     lock_wait_s: float = 900.0  # how long the gate waits for another harness run to release the machine
     pinning: Pinning = field(default_factory=Pinning)
+    first_round: int = 0  # the sequential rule runs more rounds later: rounds first_round .. rounds - 1
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,15 @@ def run_interleaved(plan: InterleavePlan, run_side: RunSide | None = None) -> tu
     so no other harness run can slip in between a base and a head round.
     """
     run_side = run_side or harness_run_side
-    held = machine_lock(plan) if run_side is harness_run_side else contextlib.nullcontext()
+    held = machine_lock(plan.out, plan.lock_wait_s) if run_side is harness_run_side else contextlib.nullcontext()
     with held:
-        _run_rounds(plan, run_side)
+        run_rounds(plan, run_side)
     return plan.out / "base", plan.out / "head"
 
 
-def _run_rounds(plan: InterleavePlan, run_side: RunSide) -> None:
-    for i in range(plan.rounds):
+def run_rounds(plan: InterleavePlan, run_side: RunSide) -> None:
+    """Rounds first_round .. rounds - 1 (the caller holds the machine lock)."""
+    for i in range(plan.first_round, plan.rounds):
         for side, cmd in round_order(plan, i):
             side_round = SideRound(side, i, cmd, plan.out / side / f"round-{i:02d}")
             try:
@@ -71,13 +74,13 @@ def _run_rounds(plan: InterleavePlan, run_side: RunSide) -> None:
 
 
 @contextlib.contextmanager
-def machine_lock(plan: InterleavePlan) -> Iterator[None]:
-    """The harness lock of this machine's GPUs (or CPU host), waiting up to plan.lock_wait_s for it."""
+def machine_lock(out: Path, wait_s: float) -> Iterator[None]:
+    """The harness lock of this machine's GPUs (or CPU host), waiting up to wait_s for it."""
     from harness.scenarios.hardware import detect_host
     from harness.serve.lock import GpuLock, LockHeldError
 
-    lock = GpuLock.for_machine(len(detect_host().gpus), plan.out)
-    deadline = time.monotonic() + plan.lock_wait_s
+    lock = GpuLock.for_machine(len(detect_host().gpus), out)
+    deadline = time.monotonic() + wait_s
     with contextlib.ExitStack() as held:
         while True:
             try:
@@ -85,7 +88,7 @@ def machine_lock(plan: InterleavePlan) -> Iterator[None]:
                 break
             except LockHeldError as exc:
                 if time.monotonic() >= deadline:
-                    raise GateInputError(f"{plan.out}: {exc} (waited {plan.lock_wait_s:.0f} s)") from exc
+                    raise GateInputError(f"{out}: {exc} (waited {wait_s:.0f} s)") from exc
                 time.sleep(LOCK_POLL_S)
         yield
 

@@ -1,7 +1,9 @@
 """Read run directories (RUN_DIR/<scenario>/result.json) into what the gate compares.
 
 A side (base or head) is either one run directory or a directory of run directories, one per
-interleaved round (SIDE/round-00/<scenario>/result.json ...). Every error names the file.
+interleaved round (SIDE/round-00/<scenario>/result.json ...). Results of the paired design carry
+`pairing` and samples[].pair; their rounds (server-start pairs) may hold different scenarios, since
+the gate starts more server pairs only for a scenario it cannot decide yet. Every error names the file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ RESULT_FILE = "result.json"
 OOM_OUTCOME = "oom_during_cuda_graph_capture"
 STARTUP_OUTCOMES = frozenset({"ok", OOM_OUTCOME, "crash", "timeout"})
 STATUSES = frozenset({"ok", "skipped", "failed"})
+ORDERS = frozenset({"abba", "abab"})
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """A paired-design result: which side, which server-start pair, and the request order."""
+
+    side: str
+    start_pair: int
+    order: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,9 +51,16 @@ class ScenarioRun:
     oracle_passed: dict[str, bool]
     commit: str | None
     order_time: float | None  # seconds since the epoch; orders nightly runs (see docs/gate.md)
+    pairing: Pairing | None = None
+    pair_ids: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # metric -> samples[].pair
 
     def values(self, metric: str) -> np.ndarray:
         return self.samples.get(metric, np.empty(0))
+
+    def paired_values(self, metric: str) -> dict[int, float]:
+        """Pair index -> value (paired results only)."""
+        ids = self.pair_ids.get(metric, np.empty(0, dtype=int))
+        return dict(zip((int(i) for i in ids), (float(v) for v in self.values(metric)), strict=True))
 
 
 @dataclass(frozen=True)
@@ -60,11 +79,13 @@ def load_side(root: Path, metrics: tuple[str, ...]) -> Side:
     rounds = _round_dirs(root)
     per_round = [_load_run_dir(d, metrics) for d in rounds]
     names = set(per_round[0])
+    paired = all(run.pairing is not None for runs in per_round for run in runs.values())
     for directory, runs in zip(rounds[1:], per_round[1:], strict=True):
-        if set(runs) != names:
+        if set(runs) != names and not paired:
             diff = sorted(names.symmetric_difference(runs))
             raise GateInputError(f"{directory}: scenarios differ from {rounds[0]} (in one only: {', '.join(diff)})")
-    merged = {name: tuple(runs[name] for runs in per_round) for name in sorted(names)}
+        names |= set(runs)
+    merged = {name: tuple(runs[name] for runs in per_round if name in runs) for name in sorted(names)}
     return Side(root=root, rounds=tuple(rounds), runs=merged)
 
 
@@ -98,7 +119,8 @@ def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
     outcome = _str(startup, "outcome", path, where="startup.outcome") if startup else None
     if outcome is not None and outcome not in STARTUP_OUTCOMES:
         raise GateInputError(f"{path}: startup.outcome: expected one of {sorted(STARTUP_OUTCOMES)}, got {outcome!r}")
-    samples = _samples(obj, metrics, path)
+    pairing = _pairing(obj, path)
+    samples, pair_ids = _samples(obj, metrics, path, paired=pairing is not None)
     if status == "ok" and outcome in (None, "ok") and not any(len(v) for v in samples.values()):
         raise GateInputError(f"{path}: status ok but samples[] holds no measured request")
     records = _records(obj, path)
@@ -119,6 +141,8 @@ def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
         oracle_passed=_oracle(obj, path),
         commit=_str(target, "commit", path, where="target.commit"),
         order_time=_order_time(obj, target, path),
+        pairing=pairing,
+        pair_ids=pair_ids,
     )
     # The gate's own checks above give the precise messages; the schema catches everything else.
     try:
@@ -128,14 +152,24 @@ def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
     return run
 
 
-def _samples(obj: dict[str, Any], metrics: tuple[str, ...], path: Path) -> dict[str, np.ndarray]:
+def _samples(obj: dict[str, Any], metrics: tuple[str, ...], path: Path,
+             paired: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per metric: the values of the measured requests, and (paired results) each one's pair index."""
     raw = obj.get("samples", [])
     if not isinstance(raw, list):
         raise GateInputError(f"{path}: samples: expected a list")
     columns: dict[str, list[float]] = {m: [] for m in metrics}
+    pairs: dict[str, list[int]] = {m: [] for m in metrics}
+    seen: set[int] = set()
     for i, sample in enumerate(raw):
         if not isinstance(sample, dict):
             raise GateInputError(f"{path}: samples[{i}]: expected an object")
+        pair = sample.get("pair")
+        if paired or pair is not None:
+            if isinstance(pair, bool) or not isinstance(pair, int) or pair < 0 or pair in seen:
+                what = "a pair index not used before" if pair in seen else "an integer >= 0"
+                raise GateInputError(f"{path}: samples[{i}].pair: expected {what} (pairing is set), got {pair!r}")
+            seen.add(pair)
         # Failed requests carry no measurement the gate may use (warm-ups are not stored at all).
         if sample.get("ok") is False or sample.get("error_kind") or sample.get("warmup"):
             continue
@@ -147,7 +181,27 @@ def _samples(obj: dict[str, Any], metrics: tuple[str, ...], path: Path) -> dict[
                     or value < 0:
                 raise GateInputError(f"{path}: samples[{i}].{metric}: expected a finite number >= 0, got {value!r}")
             columns[metric].append(float(value))
-    return {m: np.asarray(v, dtype=float) for m, v in columns.items()}
+            if paired:
+                pairs[metric].append(int(pair))
+    values = {m: np.asarray(v, dtype=float) for m, v in columns.items()}
+    ids = {m: np.asarray(v, dtype=int) for m, v in pairs.items()} if paired else {}
+    return values, ids
+
+
+def _pairing(obj: dict[str, Any], path: Path) -> Pairing | None:
+    raw = _table(obj, "pairing", path)
+    if raw is None:
+        return None
+    if raw.get("design") != "paired":
+        raise GateInputError(f"{path}: pairing.design: expected 'paired', got {raw.get('design')!r}")
+    side, start, order = raw.get("side"), raw.get("start_pair"), raw.get("order")
+    if side not in ("base", "head"):
+        raise GateInputError(f"{path}: pairing.side: expected 'base' or 'head', got {side!r}")
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise GateInputError(f"{path}: pairing.start_pair: expected an integer >= 0, got {start!r}")
+    if order not in ORDERS:
+        raise GateInputError(f"{path}: pairing.order: expected one of {sorted(ORDERS)}, got {order!r}")
+    return Pairing(side=side, start_pair=start, order=order)
 
 
 def _records(obj: dict[str, Any], path: Path) -> list[dict[str, Any]]:

@@ -137,3 +137,9 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
         p_value=p_value, rounds=len(per_start) if len(per_start) > 1 else 0,
         design="paired", block_length=max(s.block_length for s in per_start),
     )
+
+
+def matched_pairs(base: dict[int, float], head: dict[int, float]) -> PairedSeries:
+    """The pairs measured on both sides (pair index -> value), in pair order."""
+    both = sorted(set(base) & set(head))
+    return PairedSeries(np.array([base[k] for k in both], dtype=float), np.array([head[k] for k in both], dtype=float))

@@ -87,7 +87,7 @@ def test_the_gate_holds_the_machine_lock_from_the_first_round_to_the_last(tmp_pa
     plan = InterleavePlan(("baseline",), ("a",), ("b",), 2, None, None, "reference", tmp_path / "runs")
     other = GpuLock.for_machine(len(detect_host().gpus), tmp_path / "other-run")
     # Another run is kept out for as long as the gate runs its rounds.
-    with machine_lock(plan), pytest.raises(LockHeldError, match="harness pid"):
+    with machine_lock(plan.out, plan.lock_wait_s), pytest.raises(LockHeldError, match="harness pid"):
         other.acquire()
     other.acquire()  # released when the gate is done
     other.release()
