@@ -1,4 +1,4 @@
-"""Track TTFT, TPOT (BS=1), A2A workspace, OOM at capture, capture memory and oracle failures per commit.
+"""Track TTFT, TPOT (BS=1), decode step device time, A2A workspace, OOM at capture, capture memory and oracle failures.
 
 `setup_cache` runs the selected scenarios once per commit through `harness run` (or takes the run
 directory the nightly already produced); every track_* only reads that run's result.json files.
@@ -77,6 +77,11 @@ class Scenario:
         return self._read(readout.latency_median_ms, "tpot_ms")
 
     track_tpot_ms.unit = "ms"
+
+    def track_decode_gpu_ms(self, run_dir: str, scenario: str) -> float:
+        return self._read(readout.decode_gpu_ms)
+
+    track_decode_gpu_ms.unit = "ms"
 
     def track_a2a_workspace_bytes(self, run_dir: str, scenario: str) -> int:
         return self._read(readout.a2a_workspace_bytes)

@@ -46,6 +46,20 @@ def latency_median_ms(result: dict[str, Any], metric: str) -> float:
     return float(value)
 
 
+def decode_gpu_ms(result: dict[str, Any]) -> float:
+    """summary.decode_gpu_ms.median: the server's device time per decode step (median over requests)."""
+    _observed_by_server(result, "decode_gpu_ms")
+    summary = result.get("summary") or {}
+    if "decode_gpu_ms" not in summary and result.get("status") == "ok":
+        raise NotImplementedError(f"{result.get('scenario')}: no summary.decode_gpu_ms (a result from before "
+                                  "the decode_step records)")
+    value = (summary.get("decode_gpu_ms") or {}).get("median")
+    if value is None:
+        raise MetricMissing(f"{result.get('scenario')}: no summary.decode_gpu_ms.median (status "
+                            f"{result.get('status')}, startup {_outcome(result)}; no decode_step records?)")
+    return float(value)
+
+
 def a2a_workspace_bytes(result: dict[str, Any]) -> int:
     """The largest dispatcher_init.workspace_size_per_rank over ranks."""
     _observed_by_server(result, "workspace bytes")

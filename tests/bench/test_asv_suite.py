@@ -112,6 +112,23 @@ def test_skipped_missing_and_dispatcherless_scenarios_skip(tmp_path: Path) -> No
         readout.capture_oom({"scenario": "c", "startup": {"outcome": "crash"}})
 
 
+def test_decode_gpu_ms_reads_out_or_says_why_not() -> None:
+    stat = {"median": 0.9012, "p90": 0.91, "p99": 0.92, "mean": 0.9, "stdev": 0.002, "n": 60}
+    started = {"scenario": "a", "status": "ok", "startup": {"outcome": "ok"}}
+    assert readout.decode_gpu_ms({**started, "summary": {"decode_gpu_ms": stat}}) == 0.9012
+    # A result from before the decode_step records: a skip, not a failure.
+    with pytest.raises(NotImplementedError, match="before the decode_step records"):
+        readout.decode_gpu_ms({**started, "summary": {"tpot_ms": stat}})
+    # Measured, but the server wrote no decode_step records (e.g. the probe's hook is missing): a failure.
+    empty = {**stat, "median": None, "n": 0}
+    with pytest.raises(readout.MetricMissing, match="no decode_step records"):
+        readout.decode_gpu_ms({**started, "summary": {"decode_gpu_ms": empty}})
+    with pytest.raises(readout.MetricMissing):
+        readout.decode_gpu_ms({"scenario": "a", "status": "failed", "startup": {"outcome": "crash"}, "summary": {}})
+    with pytest.raises(NotImplementedError, match=r"not in an imported sglang\.bench_serving run"):
+        readout.decode_gpu_ms({**started, "source": {"kind": "bench_serving"}, "summary": {}})
+
+
 def test_fix_verdicts_read_out_as_one_or_zero_and_never_made_up(tmp_path: Path) -> None:
     """sglang-check's fixes.json (tests/harness/upstream/test_source_check.py runs the real one through asv)."""
     def verdicts(**fields: Any) -> None:
