@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.gate import plots
-from harness.measure.changepoints import ChangePointConfig, Step, exact_changes, find_steps
 from harness.gate.config import load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import RESULT_FILE, ScenarioRun, load_result
 from harness.gate.report import write_atomic, write_json
+from harness.measure.changepoints import ChangePointConfig, Step, exact_changes, find_steps
 
 COMMITS_FILE = "commits.txt"
 EXACT_METRICS = ("workspace_bytes",)
