@@ -1,4 +1,4 @@
-"""`harness gate`: compare base and head results (or produce them interleaved) and report."""
+"""`harness gate`: compare base and head results (or produce them, paired or alternating) and report."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from harness.gate.config import GateConfig, load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
 from harness.gate.report import markdown, regime_lines, verdict_json, write_atomic, write_json
+from harness.gate.sequential import DEFAULT_MAX_LOOKS, LookPlan, Sampling
 from harness.measure.warmup import WarmupPolicy, parse_warmups
 from harness.serve.affinity import AffinityError, parse_pinning
 
@@ -25,6 +26,10 @@ from harness.serve.affinity import AffinityError, parse_pinning
 # Server starts are the expensive part (sglang: minutes), so few rounds and many requests.
 DEFAULT_ROUNDS = 3
 DEFAULT_REQUESTS = 150
+# The paired design (default): base and head requests alternate on two co-resident servers, so host
+# regimes cancel inside each pair and one server pair is enough to decide; --budget adds server pairs
+# when the pairs cannot decide (docs/gate.md, Paired design).
+DEFAULT_PAIRED_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -37,34 +42,42 @@ class ReportOptions:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point for `harness gate ...`; returns 0 pass, 1 regression, 2 infrastructure failure."""
+    """Entry point for `harness gate ...`; 0 pass, 1 regression, 2 infrastructure failure, 3 inconclusive."""
     if argv and argv[0] == "gate":
         argv = argv[1:]
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
         options = ReportOptions(out=args.out, artifact_url=args.artifact_url, plots=not args.no_plots)
+        looks = _look_plan(args)
         if args.base_cmd or args.head_cmd:
-            base_dir, head_dir = _interleaved(args, config)
+            base_dir, head_dir, sampling = _produce(args, config, looks)
         else:
             if args.scenarios:
                 raise GateInputError("scenario names are only taken with --base-cmd/--head-cmd")
             if not (args.base and args.head):
                 raise GateInputError("give --base DIR and --head DIR (or --base-cmd/--head-cmd SCENARIO...)")
+            if args.budget is not None:
+                raise GateInputError("--budget: only with --base-cmd/--head-cmd (the gate samples more itself)")
             base_dir, head_dir = args.base, args.head
+            sampling = Sampling(design="given", design_reason="paired results are compared pair by pair",
+                                max_looks=1, budget_s=None, elapsed_s=0.0)
         metrics = tuple(r.name for r in config.metrics)
         base, head = load_side(base_dir, metrics), load_side(head_dir, metrics)
+        # The verdicts use the same per-look error rates as the looks that chose when to stop.
+        config = looks.config_at_each_look(config)
         outcome = compare_sides(base, head, config)
     except GateInputError as exc:
         print(f"harness gate: {exc}", file=sys.stderr)
         return EXIT_INFRA
-    print(write_report(outcome, config, base, head, options), end="")
+    print(write_report(outcome, config, base, head, options, sampling), end="")
     for problem in outcome.problems:
         print(f"harness gate: {problem}", file=sys.stderr)
     return outcome.exit_code
 
 
-def write_report(outcome: GateOutcome, config: GateConfig, base: Side, head: Side, options: ReportOptions) -> str:
+def write_report(outcome: GateOutcome, config: GateConfig, base: Side, head: Side, options: ReportOptions,
+                 sampling: Sampling | None = None) -> str:
     """Write gate.md, verdict.json and the plots under options.out; return the Markdown."""
     artifacts: dict[str, str] = {}
     if options.plots:
@@ -72,9 +85,10 @@ def write_report(outcome: GateOutcome, config: GateConfig, base: Side, head: Sid
             artifacts[f"{scenario} distributions"] = _link(path, options)
     artifacts["verdict JSON"] = _link(options.out / "verdict.json", options)
     text = markdown(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts,
-                    regimes=regime_lines(base, head, tuple(r.name for r in config.metrics)))
+                    regimes=regime_lines(base, head, tuple(r.name for r in config.metrics)), sampling=sampling)
     write_json(options.out / "verdict.json",
-               verdict_json(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts))
+               verdict_json(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts,
+                            sampling=sampling))
     write_atomic(options.out / "gate.md", text)
     return text
 
@@ -107,8 +121,16 @@ def _link(path: Path, options: ReportOptions) -> str:
     return f"{options.artifact_url.rstrip('/')}/{relative}" if options.artifact_url else relative
 
 
-def _interleaved(args: argparse.Namespace, config: GateConfig) -> tuple[Path, Path]:
-    from harness.gate.interleave import InterleavePlan, run_interleaved
+def _look_plan(args: argparse.Namespace) -> LookPlan:
+    if args.budget is None:
+        if args.max_looks is not None:
+            raise GateInputError("--max-looks: only with --budget (without one the gate looks once)")
+        return LookPlan()
+    return LookPlan(max_looks=args.max_looks or DEFAULT_MAX_LOOKS)
+
+
+def _produce(args: argparse.Namespace, config: GateConfig, looks: LookPlan) -> tuple[Path, Path, Sampling]:
+    from harness.gate.sampling import SamplingPlan, produce
 
     if not (args.base_cmd and args.head_cmd):
         raise GateInputError("--base-cmd and --head-cmd go together")
@@ -120,12 +142,17 @@ def _interleaved(args: argparse.Namespace, config: GateConfig) -> tuple[Path, Pa
         pinning = parse_pinning(args.pin)
     except AffinityError as exc:
         raise GateInputError(str(exc)) from exc
-    plan = InterleavePlan(
-        scenarios=tuple(args.scenarios), base_cmd=tuple(shlex.split(args.base_cmd)),
-        head_cmd=tuple(shlex.split(args.head_cmd)), rounds=args.rounds, requests=args.requests,
-        warmups=args.warmups, target=args.target, out=args.out / "runs", order=args.order, pinning=pinning,
+    try:
+        base_cmd, head_cmd = tuple(shlex.split(args.base_cmd)), tuple(shlex.split(args.head_cmd))
+    except ValueError as exc:
+        raise GateInputError(f"--base-cmd/--head-cmd: cannot split: {exc}") from exc
+    default_rounds = DEFAULT_PAIRED_ROUNDS if args.design == "paired" else DEFAULT_ROUNDS
+    plan = SamplingPlan(
+        scenarios=tuple(args.scenarios), base_cmd=base_cmd, head_cmd=head_cmd, design=args.design,
+        rounds=args.rounds or default_rounds, requests=args.requests, warmups=args.warmups, target=args.target,
+        out=args.out / "runs", order=args.order, pinning=pinning, budget_s=args.budget, looks=looks,
     )
-    return run_interleaved(plan)
+    return produce(plan, config)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,12 +162,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-cmd", help="server command prefix for the base side, e.g. 'python -m reference_impl.engine'")
     p.add_argument("--head-cmd", help="server command prefix for the head side")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenarios to run with --base-cmd/--head-cmd")
-    p.add_argument("--rounds", type=_positive, default=DEFAULT_ROUNDS,
-                   help=f"interleaved rounds per side (default {DEFAULT_ROUNDS})")
+    p.add_argument("--design", choices=("paired", "alternating"), default="paired",
+                   help="paired (default): base and head servers co-resident, requests alternating ABBA between "
+                        "them (falls back to alternating when two servers do not fit in GPU memory); "
+                        "alternating: one server at a time, rounds A B B A ...")
+    p.add_argument("--rounds", type=_positive, default=None,
+                   help=f"server starts per side before the first look (default: paired {DEFAULT_PAIRED_ROUNDS}, "
+                        f"alternating {DEFAULT_ROUNDS})")
+    p.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
+                   help="keep sampling (more pairs, then more server pairs or rounds) until every metric is "
+                        "decided or this much time has passed; exit 3 when still undecided")
+    p.add_argument("--max-looks", type=_positive, default=None,
+                   help=f"with --budget: looks at most, each at 1/N of the error rates (default {DEFAULT_MAX_LOOKS})")
     p.add_argument("--order", choices=("abba", "abab"), default="abba",
                    help="abba (default): A B, B A, A B ... cancels linear drift; abab: base always first")
     p.add_argument("--requests", type=_positive, default=DEFAULT_REQUESTS,
-                   help=f"measured requests per round and side (default {DEFAULT_REQUESTS})")
+                   help=f"measured requests per server start and side: request pairs per server pair in the "
+                        f"paired design (default {DEFAULT_REQUESTS})")
     p.add_argument("--warmups", type=_warmups, default=None, metavar="N|auto",
                    help="warm-up requests per server start; auto: until TPOT is steady (harness run --help)")
     p.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
@@ -159,6 +197,16 @@ def _warmups(text: str) -> WarmupPolicy:
         return parse_warmups(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:

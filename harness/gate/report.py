@@ -13,6 +13,8 @@ from typing import Any
 from harness.gate.compare import GateOutcome
 from harness.gate.config import GateConfig
 from harness.gate.load import Side
+from harness.gate.sampling_report import sampling_json, sampling_lines
+from harness.gate.sequential import Sampling
 from harness.measure.regimes import describe, find_regimes
 
 JSON_SCHEMA_VERSION = 1
@@ -20,15 +22,19 @@ ICON = {"regression": "🔴", "improvement": "🟢", "no_change": "⚪", "inconc
 
 
 def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
-             artifacts: dict[str, str], regimes: Sequence[str] = ()) -> str:
+             artifacts: dict[str, str], regimes: Sequence[str] = (), sampling: Sampling | None = None) -> str:
     """The PR comment: overall verdict, one table line per scenario and metric, then links."""
     thresholds = ", ".join(f"{r.name} ±{r.threshold:.0%}" for r in config.metrics)
+    paired = any(r.estimate is not None and r.estimate.design == "paired" for r in outcome.rows)
+    statistic = (f"paired: trimmed mean of the per-pair log ratios head/base with a {config.confidence:.2%} "
+                 f"moving-block bootstrap interval (random effects over server-start pairs)" if paired else
+                 f"median ratio head/base with a {config.confidence:.0%} interval (request bootstrap, or "
+                 f"random-effects over interleaved round pairs) and Mann-Whitney U")
     lines = [
         f"## Performance gate: **{outcome.verdict}** (exit {outcome.exit_code})",
         "",
-        f"base `{base}` vs head `{head}`; median ratio head/base with a {config.confidence:.0%} interval "
-        f"(request bootstrap, or random-effects over interleaved round pairs) and Mann-Whitney U; "
-        f"thresholds {thresholds}; exact comparison for bytes, OOM, oracle.",
+        f"base `{base}` vs head `{head}`; {statistic}; thresholds {thresholds}; exact comparison for bytes, "
+        f"OOM, oracle.",
         "",
         "| scenario | metric | base | head | change [CI] | verdict | why |",
         "|---|---|---|---|---|---|---|",
@@ -41,6 +47,8 @@ def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
                   "Change points inside one server's request series (the level moved while it ran); "
                   "request indices in brackets.", ""]
         lines += [f"- {_cell(line)}" for line in regimes]
+    if sampling is not None:
+        lines += sampling_lines(outcome, config, sampling)
     if outcome.problems:
         lines += ["", "### Infrastructure problems", ""]
         lines += [f"- {_cell(p)}" for p in outcome.problems]
@@ -51,7 +59,7 @@ def markdown(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
 
 
 def verdict_json(outcome: GateOutcome, config: GateConfig, *, base: str, head: str,
-                 artifacts: dict[str, str]) -> dict[str, Any]:
+                 artifacts: dict[str, str], sampling: Sampling | None = None) -> dict[str, Any]:
     rows = []
     for r in outcome.rows:
         row: dict[str, Any] = {k: v for k, v in asdict(r).items() if k != "estimate"}
@@ -61,12 +69,14 @@ def verdict_json(outcome: GateOutcome, config: GateConfig, *, base: str, head: s
         "schema_version": JSON_SCHEMA_VERSION,
         "verdict": outcome.verdict,
         "exit_code": outcome.exit_code,
+        "design": sampling.design if sampling is not None else None,
         "base": base,
         "head": head,
         "config": asdict(config),
         "rows": rows,
         "problems": list(outcome.problems),
         "artifacts": artifacts,
+        "sampling": sampling_json(outcome, config, sampling) if sampling is not None else None,
     }
 
 

@@ -31,14 +31,15 @@ def continuous_verdict(est: RatioEstimate, rule: MetricRule, config: GateConfig)
     if min(est.n_base, est.n_head) < config.min_samples:
         return "inconclusive", f"too few samples (n={est.n_base}/{est.n_head} < {config.min_samples})"
     significant = est.p_value < config.alpha
+    test = "paired p" if est.design == "paired" else "MWU p"  # paired: the interval's own test
     if est.ci_low > upper:
         if significant:
-            return "regression", f"CI above +{rule.threshold:.1%}, MWU p={est.p_value:.2g}"
-        return "inconclusive", f"CI above +{rule.threshold:.1%} but MWU p={est.p_value:.2g} >= {config.alpha}"
+            return "regression", f"CI above +{rule.threshold:.1%}, {test}={est.p_value:.2g}"
+        return "inconclusive", f"CI above +{rule.threshold:.1%} but {test}={est.p_value:.2g} >= {config.alpha:.3g}"
     if est.ci_high < lower:
         if significant:
-            return "improvement", f"CI below -{rule.threshold:.1%}, MWU p={est.p_value:.2g}"
-        return "inconclusive", f"CI below -{rule.threshold:.1%} but MWU p={est.p_value:.2g} >= {config.alpha}"
+            return "improvement", f"CI below -{rule.threshold:.1%}, {test}={est.p_value:.2g}"
+        return "inconclusive", f"CI below -{rule.threshold:.1%} but {test}={est.p_value:.2g} >= {config.alpha:.3g}"
     if est.ci_width > rule.max_ci_width:
         return "inconclusive", f"too noisy (CI width {est.ci_width:.1%} > {rule.max_ci_width:.1%})"
     if est.ci_low >= lower and est.ci_high <= upper:

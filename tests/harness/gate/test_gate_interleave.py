@@ -30,8 +30,8 @@ def _results(out: Path) -> list[dict]:
 
 def test_slower_head_is_a_regression_with_rounds_interleaved_abba(tmp_path: Path, capsys) -> None:
     out = tmp_path / "gate"
-    code = main(["--base-cmd", _cmd("--fake-interval-ms", "2"), "--head-cmd", _cmd("--fake-interval-ms", "2.6"),
-                 "--rounds", "2", "--requests", "10", "--warmups", "1", "--out", str(out), "--no-plots", "baseline"])
+    code = main(["--design", "alternating", "--base-cmd", _cmd("--fake-interval-ms", "2"),
+                 "--head-cmd", _cmd("--fake-interval-ms", "2.6"), "--rounds", "2", "--requests", "10", "--warmups", "1", "--out", str(out), "--no-plots", "baseline"])
     text = capsys.readouterr().out
     assert code == 1, text
     verdict = json.loads((out / "verdict.json").read_text())
@@ -49,7 +49,8 @@ def test_slower_head_is_a_regression_with_rounds_interleaved_abba(tmp_path: Path
 
 def test_head_that_cannot_start_is_a_regression(tmp_path: Path, capsys) -> None:
     out = tmp_path / "gate"
-    code = main(["--base-cmd", _cmd(), "--head-cmd", _cmd("--fake-mode", "crash_on_start"), "--rounds", "1",
+    code = main(["--design", "alternating", "--base-cmd", _cmd(), "--head-cmd", _cmd("--fake-mode", "crash_on_start"),
+                 "--rounds", "1",
                  "--requests", "8", "--warmups", "0", "--out", str(out), "--no-plots", "baseline"])
     assert code == 1
     rows = json.loads((out / "verdict.json").read_text())["rows"]
