@@ -105,6 +105,13 @@ class RecordWriter:
             self._file.write(line + "\n")
             self._file.flush()
 
+    def write_lines(self, lines: list[str]) -> None:
+        """Append records already encoded as JSON lines (the per-step hot path), in one write."""
+        text = "".join(line + "\n" for line in lines)
+        with self._lock:
+            self._file.write(text)
+            self._file.flush()
+
     def close(self) -> None:
         with self._lock:
             self._file.close()

@@ -63,6 +63,18 @@ class Probe:
         except Exception as exc:
             sys.stderr.write(f"harness probe: cannot write {kind} record ({type(exc).__name__}: {exc})\n")
 
+    def write_lines(self, lines: list[str]) -> None:
+        try:
+            writer = self._writer or self._open()
+            writer.write_lines(lines)
+        except Exception as exc:
+            sys.stderr.write(f"harness probe: cannot write {len(lines)} decode_step records "
+                             f"({type(exc).__name__}: {exc})\n")
+
+    def rank(self) -> int:
+        default = self._writer.rank if self._writer is not None else int(os.environ.get(ENV_RANK, "0"))
+        return _current_rank(default)
+
     def _open(self) -> RecordWriter:
         # Opened on the first record, so processes that never touch sglang leave no file behind.
         self._writer = RecordWriter(self.directory, rank=int(os.environ.get(ENV_RANK, "0")))
@@ -126,7 +138,7 @@ class Probe:
                 spin(delay.us)
             if self._device_sleep is None:  # the first decode step: the device is known now
                 self._device_sleep = DeviceSleep(cuda, lambda m: sys.stderr.write(f"harness probe: {m}\n"))
-                self._timer = StepTimer(self.write, cuda) if self.step_timing else None
+                self._timer = StepTimer(self.write_lines, cuda, self.rank) if self.step_timing else None
             step = self._timer.begin(rids, int(forward_batch.batch_size), delay) if self._timer else None
             if delay is not None and delay.kind == "gpu":
                 self._device_sleep(delay.us)

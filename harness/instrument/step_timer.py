@@ -4,11 +4,14 @@ A step's wall time runs from its start to the start of the next forward, and cou
 forward is a decode step of the same requests (otherwise wall_ms and host_ms are null); host_ms =
 wall_ms - device_ms. On CUDA two events bracket the forward and are read once the device has passed
 them (Event.query, so the step never waits on the device); without a device the forward's own wall
-time stands in (clock "host"). A step is written once both its device time and its successor are known.
+time stands in (clock "host"). A step is written once both its device time and its successor are
+known. Records are encoded by hand and written in batches (at most WRITE_EVERY steps or MAX_AGE_S
+old, and at every other forward and flush) to keep the per-step cost small.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
@@ -16,10 +19,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .delay_switch import Delay
+from .records import SCHEMA_VERSION
 
 ENV_STEP_TIMING = "HARNESS_STEP_TIMING"
 CLOCK_CUDA = "cuda_event"
 CLOCK_HOST = "host"
+WRITE_EVERY = 16
+MAX_AGE_S = 0.05
 
 
 def step_timing_enabled(environ: Any = os.environ) -> bool:
@@ -45,22 +51,28 @@ class Step:
 
 
 class StepTimer:
-    """Times decode steps of one process; `write(kind, **fields)` is the records writer, `cuda` torch.cuda or None."""
+    """Times the decode steps of one process.
 
-    def __init__(self, write: Callable[..., None], cuda: Any | None = None) -> None:
-        self._write = write
-        self._cuda = cuda
+    `sink(lines)` appends encoded records (RecordWriter.write_lines), `cuda` is torch.cuda or None,
+    `rank()` the rank the records carry.
+    """
+
+    def __init__(self, sink: Callable[[list[str]], None], cuda: Any | None = None,
+                 rank: Callable[[], int] = lambda: 0) -> None:
+        self._sink, self._cuda, self._rank = sink, cuda, rank
         self.clock = CLOCK_CUDA if cuda is not None else CLOCK_HOST
         self._pending: deque[Step] = deque()
         self._last: Step | None = None
         self._free_events: list[Any] = []
+        self._done: list[Step] = []  # timed steps not written yet
+        self._done_since = 0.0
 
     def begin(self, rids: Sequence[str], batch_size: int, delay: Delay | None = None) -> Step:
         """A decode step's forward starts now (call right before its first device work)."""
         now = time.perf_counter()
         key = tuple(rids)
         self._close(now, key)
-        self._drain(wait=False)
+        self._drain(now, wait=False)
         step = Step(key, batch_size, now, delay)
         self._pending.append(step)
         self._last = step
@@ -82,12 +94,14 @@ class StepTimer:
     def other(self) -> None:
         """A forward that is not a timed decode step starts: the last step's wall time stays unknown."""
         self._close(None, ())
-        self._drain(wait=False)
+        self._drain(time.perf_counter(), wait=False)
+        self._write_out()
 
     def flush(self, wait: bool = False) -> None:
         """Write every finished step (`wait`: wait for the device first; only where the host is idle anyway)."""
         self._close(None, ())
-        self._drain(wait)
+        self._drain(time.perf_counter(), wait)
+        self._write_out()
 
     def _close(self, now: float | None, rids: tuple[str, ...]) -> None:
         last = self._last
@@ -97,35 +111,56 @@ class StepTimer:
         if now is not None and rids == last.rids:
             last.wall_ms = (now - last.start) * 1e3
 
-    def _drain(self, wait: bool) -> None:
+    def _drain(self, now: float, wait: bool) -> None:
         pending = self._pending
         while pending:
             step = pending[0]
             if not step.closed:
-                return
+                break
             if step.ended and step.events is not None and step.device_ms is None:
                 start, end = step.events
                 if wait:
                     end.synchronize()
                 elif not end.query():
-                    return  # still on the device; read it at a later step
+                    break  # still on the device; read it at a later step
                 step.device_ms = start.elapsed_time(end)
                 self._free_events += step.events
             pending.popleft()
             if step.ended:  # a forward that raised has no time to report
-                self._emit(step)
+                if not self._done:
+                    self._done_since = now
+                self._done.append(step)
+        if len(self._done) >= WRITE_EVERY or (self._done and now - self._done_since > MAX_AGE_S):
+            self._write_out()
 
-    def _emit(self, step: Step) -> None:
-        device, wall = step.device_ms, step.wall_ms
-        delay = step.delay
-        self._write("decode_step", rids=list(step.rids), batch_size=step.batch_size,
-                    device_ms=round(device, 6) if device is not None else None,
-                    host_ms=round(wall - device, 6) if wall is not None and device is not None else None,
-                    wall_ms=round(wall, 6) if wall is not None else None, clock=self.clock, ts=step.ts,
-                    inject_kind=delay.kind if delay else None, inject_us=delay.us if delay else 0)
+    def _write_out(self) -> None:
+        if not self._done:
+            return
+        steps, self._done = self._done, []
+        head = (f'{{"schema":{SCHEMA_VERSION},"kind":"decode_step","pid":{os.getpid()},"rank":{int(self._rank())},'
+                f'"t":{time.time()!r},')
+        clock = json.dumps(self.clock)
+        rids_json: dict[tuple[str, ...], str] = {}
+        lines = []
+        for step in steps:
+            rids = rids_json.get(step.rids)
+            if rids is None:
+                rids = rids_json[step.rids] = json.dumps(list(step.rids))
+            device, wall, delay = step.device_ms, step.wall_ms, step.delay
+            host = wall - device if wall is not None and device is not None else None
+            lines.append(f'{head}"rids":{rids},"batch_size":{int(step.batch_size)},"device_ms":{_num(device)},'
+                         f'"host_ms":{_num(host)},"wall_ms":{_num(wall)},"clock":{clock},"ts":{step.ts!r},'
+                         f'"inject_kind":{json.dumps(delay.kind) if delay else "null"},'
+                         f'"inject_us":{int(delay.us) if delay else 0}}}')
+        self._sink(lines)
 
     def _event(self) -> Any:
         if self._free_events:
             return self._free_events.pop()
         assert self._cuda is not None
         return self._cuda.Event(enable_timing=True)
+
+
+def _num(value: float | None) -> str:
+    """A JSON number rounded to the nanosecond (times here are finite), or null."""
+    return "null" if value is None else repr(round(float(value), 6))

@@ -11,6 +11,7 @@ class Records:
     """Writes records of this rank; `dispatch` eager records stop after a fixed count."""
 
     def __init__(self, rank: int, eager_dispatch_limit: int) -> None:
+        self.rank = rank
         self._writer: RecordWriter | None = writer_from_env()
         if self._writer is not None:
             self._writer.rank = rank
@@ -19,6 +20,11 @@ class Records:
     @property
     def enabled(self) -> bool:
         return self._writer is not None
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Records already encoded (decode_step, harness/instrument/step_timer.py)."""
+        if self._writer is not None:
+            self._writer.write_lines(lines)
 
     def write(self, kind: str, **fields: Any) -> None:
         if self._writer is not None:

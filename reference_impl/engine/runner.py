@@ -90,7 +90,9 @@ class ModelRunner:
         cuda = torch.cuda if self.device.type == "cuda" else None
         self.device_sleep = DeviceSleep(cuda, logger.info)
         self.delay_switch = DelaySwitch(config.inject_delay_file) if config.inject_delay_file else None
-        self.step_timer = StepTimer(records.write, cuda) if records.enabled and config.step_timing else None
+        self.step_timer = None
+        if records.enabled and config.step_timing:
+            self.step_timer = StepTimer(records.write_lines, cuda, rank=lambda: records.rank)
 
     @property
     def max_total_tokens(self) -> int:

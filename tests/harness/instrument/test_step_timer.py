@@ -6,10 +6,13 @@ completion and elapsed times the test sets; the host-clock path runs for real.
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from harness.instrument.delay_switch import Delay
-from harness.instrument.step_timer import StepTimer, step_timing_enabled
+from harness.instrument.reader import _validate
+from harness.instrument.step_timer import WRITE_EVERY, StepTimer, step_timing_enabled
 
 
 class _Event:
@@ -47,19 +50,24 @@ class _Cuda:
 
 
 def _recorder() -> tuple[list[dict[str, Any]], Any]:
+    """A sink that checks each hand-encoded line is a valid decode_step record, and keeps its fields."""
     written: list[dict[str, Any]] = []
 
-    def write(kind: str, **fields: Any) -> None:
-        assert kind == "decode_step"
-        written.append(fields)
+    def write_lines(lines: list[str]) -> None:
+        for line in lines:
+            record = json.loads(line)
+            assert _validate(record) is None, (_validate(record), line)
+            assert (record["schema"], record["kind"], record["pid"], record["rank"]) == (1, "decode_step",
+                                                                                        os.getpid(), 3)
+            written.append(record)
 
-    return written, write
+    return written, write_lines
 
 
 def test_cuda_steps_are_read_when_the_device_has_passed_them() -> None:
     cuda = _Cuda()
     written, write = _recorder()
-    timer = StepTimer(write, cuda)
+    timer = StepTimer(write, cuda, rank=lambda: 3)
     steps = []
     for index in range(3):
         step = timer.begin(["a"], 1)
@@ -87,7 +95,7 @@ def test_cuda_steps_are_read_when_the_device_has_passed_them() -> None:
 
 def test_host_clock_wall_time_only_between_steps_of_the_same_requests() -> None:
     written, write = _recorder()
-    timer = StepTimer(write)
+    timer = StepTimer(write, rank=lambda: 3)
     for rids in (["a"], ["a"], ["a", "b"], ["b"]):
         timer.end(timer.begin(rids, len(rids), Delay("host", 25) if rids == ["b"] else None))
     timer.flush()
@@ -100,7 +108,7 @@ def test_host_clock_wall_time_only_between_steps_of_the_same_requests() -> None:
 
 def test_a_forward_that_raised_is_not_reported() -> None:
     written, write = _recorder()
-    timer = StepTimer(write)
+    timer = StepTimer(write, rank=lambda: 3)
     timer.begin(["a"], 1)  # its forward raised: end() never came
     timer.end(timer.begin(["a"], 1))
     timer.flush()
@@ -112,3 +120,15 @@ def test_switch_reads_the_environment() -> None:
     assert step_timing_enabled({"HARNESS_STEP_TIMING": "1"}) is True
     for off in ("0", "off", "False", " no "):
         assert step_timing_enabled({"HARNESS_STEP_TIMING": off}) is False
+
+
+def test_records_are_written_in_batches_and_at_the_next_prefill() -> None:
+    written, write = _recorder()
+    timer = StepTimer(write, rank=lambda: 3)
+    for _ in range(WRITE_EVERY + 3):
+        timer.end(timer.begin(["a"], 1))
+    # The (WRITE_EVERY+1)-th step closed the WRITE_EVERY-th: one batch is out, the rest waits.
+    assert len(written) == WRITE_EVERY
+    timer.other()  # the next request's prefill closes the last step and writes the rest
+    assert len(written) == WRITE_EVERY + 3
+    assert [r["wall_ms"] is None for r in written[-3:]] == [False, False, True]
