@@ -122,8 +122,10 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
         half = float(stats.t.ppf(level, df)) * np.sqrt(only.variance)
         centre = only.log_ratio
         low, high = centre - half, centre + half
-        z = centre / np.sqrt(only.variance) if only.variance > 0 else np.inf * np.sign(centre)
-        p_value = float(2 * stats.t.sf(abs(z), df)) if np.isfinite(z) else float(centre == 0)
+        if only.variance > 0:
+            p_value = float(2 * stats.t.sf(abs(centre) / np.sqrt(only.variance), df))
+        else:  # every pair the same ratio
+            p_value = 1.0 if centre == 0 else 0.0
     else:
         y = np.array([s.log_ratio for s in per_start])
         v = np.array([s.variance for s in per_start])

@@ -19,7 +19,7 @@ from harness.gate.config import GateConfig, MetricRule
 from harness.gate.stats import RatioEstimate
 from harness.gate.verdicts import Verdict
 
-DECIDED: frozenset[str] = frozenset({"regression", "improvement", "no_change"})
+DECIDED: frozenset[str] = frozenset({"regression", "improvement", "no_change", "skipped"})  # skipped: not measured
 DEFAULT_MAX_LOOKS = 4
 
 
@@ -137,10 +137,10 @@ def next_step(look: Look, at: Position) -> Step:
     The batch is what needed_samples says the undecided metrics lack, at least max(min_samples,
     requests / 4) pairs so a look is worth its share of alpha, at most what the budget still pays for.
     """
-    if not look.metrics:
-        return Step("stop: nothing measured")
     if at.stopped:
         return Step(f"stop: the {' and '.join(at.stopped)} server stopped early")
+    if not look.metrics:
+        return Step("stop: nothing measured")
     if decided(m.verdict for m in look.metrics):
         return Step("stop: decided")
     if at.budget_left_s is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.gate.paired_stats import PairedSeries
 from harness.store.results import summarize
 
 
@@ -74,3 +75,33 @@ def tpot_samples(rng: np.random.Generator, n: int, scale: float = 1.0, median: f
                  sigma: float = 0.01) -> np.ndarray:
     """Log-normal per-request TPOT: 1% spread, like BS=1 decode on a quiet machine."""
     return median * scale * rng.lognormal(0.0, sigma, size=n)
+
+
+def paired_obj(scenario: str, side: str, start_pair: int, *, tpot: np.ndarray, ttft: np.ndarray | None = None,
+               order: str = "abba") -> dict[str, Any]:
+    """A paired-design result (harness.gate.coresident): pairing, and samples[].pair = request index."""
+    obj = result_obj(scenario, tpot=tpot, ttft=ttft)
+    obj["pairing"] = {"design": "paired", "side": side, "start_pair": start_pair, "order": order}
+    for sample in obj["samples"]:
+        sample["pair"] = sample["index"]
+    return obj
+
+
+def regime_series(seed: int, pairs: int, effect: float, noise: float = 0.03) -> PairedSeries:
+    """A host that switches between a fast (1.0) and a slow (1.6) level in runs of about 15 requests;
+    base and head requests alternate ABBA, so both sides of a pair almost always share the level."""
+    rng = np.random.default_rng(seed)
+    level, levels = 1.0, []
+    for _ in range(2 * pairs):
+        if rng.random() < 1 / 15:
+            level = 1.6 if level == 1.0 else 1.0
+        levels.append(level)
+    order = [(k, side) for k in range(pairs) for side in (("base", "head") if k % 2 == 0 else ("head", "base"))]
+    base, head = np.empty(pairs), np.empty(pairs)
+    for (k, side), lvl in zip(order, levels, strict=True):
+        value = 20.0 * lvl * rng.lognormal(0.0, noise)
+        if side == "base":
+            base[k] = value
+        else:
+            head[k] = value * effect
+    return PairedSeries(base, head)

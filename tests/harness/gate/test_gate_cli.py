@@ -94,3 +94,43 @@ def test_harness_command_dispatches_to_the_gate(write_run, tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-m", "harness", "gate", "--base", str(tmp_path / "nope"), "--head",
                            str(head)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "nope: results directory not found" in done.stderr
+
+
+def test_inconclusive_exits_three_and_says_what_it_would_take(write_run, tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(4)
+    base = write_run("base", {"baseline": result_obj("baseline", tpot=tpot_samples(rng, 20, sigma=0.2))})
+    head = write_run("head", {"baseline": result_obj("baseline", tpot=tpot_samples(rng, 20, sigma=0.2))})
+    out = tmp_path / "report"
+    assert main(["--base", str(base), "--head", str(head), "--out", str(out), "--no-plots"]) == 3
+    text = capsys.readouterr().out
+    assert "Performance gate: **inconclusive** (exit 3)" in text
+    assert "Design: **results given with --base/--head**" in text
+    need = next(line for line in text.splitlines() if line.startswith("- baseline tpot_ms: interval"))
+    assert "from 20 requests per side; about" in need and "would decide if the width shrinks as 1/sqrt(n)" in need
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["exit_code"] == 3 and verdict["design"] == "given"
+    (todo,) = [t for t in verdict["sampling"]["to_decide"] if t["metric"] == "tpot_ms"]
+    assert todo["have"] == 20 and todo["need"] > 20 and todo["unit"] == "requests per side"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--base", "a", "--head", "b", "--budget", "60"], "--budget: only with --base-cmd/--head-cmd"),
+    (["--base-cmd", "x", "--head-cmd", "y", "--max-looks", "3", "s"], "--max-looks: only with --budget"),
+    (["--base-cmd", "x", "--head-cmd", "'unclosed", "s"], "--base-cmd/--head-cmd: cannot split"),
+])
+def test_bad_sampling_arguments_exit_two_naming_the_flag(argv: list[str], message: str, capsys) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--budget", "-5"], "--budget: expected seconds > 0, got -5"),
+    (["--budget", "soon"], "--budget: expected seconds > 0, got soon"),
+    (["--design", "sideways"], "--design: invalid choice: 'sideways'"),
+    (["--max-looks", "0"], "--max-looks: expected a positive integer, got 0"),
+])
+def test_bad_flag_values_are_refused_by_the_parser(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -167,3 +167,34 @@ def test_unchanged_oracle_checks_fold_into_one_row(write_run) -> None:
     oracle = [r for r in out.rows if r.metric.startswith("oracle")]
     assert [(r.metric, r.verdict) for r in oracle] == [("oracle", "no_change"), ("oracle:b", "regression")]
     assert oracle[0].base == "1 pass, 1 fail" and "failing on both: c" in oracle[0].reason
+
+
+def test_paired_results_are_compared_pair_by_pair(write_run) -> None:
+    # The same regime-switching requests: paired results catch +10%, the same values without pairing do not.
+    from gate_synthetic import paired_obj, regime_series
+
+    series = regime_series(21, 30, 1.10)
+    paired = _compare(write_run, {"s": paired_obj("s", "base", 0, tpot=series.base)},
+                      {"s": paired_obj("s", "head", 0, tpot=series.head)})
+    row = _row(paired, "tpot_ms")
+    assert row.verdict == "regression" and row.estimate is not None and row.estimate.design == "paired"
+    assert "paired, 30 pairs, block" in row.reason
+    unpaired = compare_sides(load_side(write_run("b2", {"s": result_obj("s", tpot=series.base)}), METRICS),
+                             load_side(write_run("h2", {"s": result_obj("s", tpot=series.head)}), METRICS), CONFIG)
+    assert _row(unpaired, "tpot_ms").verdict == "inconclusive"
+    assert _row(unpaired, "tpot_ms").estimate.design == "unpaired"  # type: ignore[union-attr]
+
+
+def test_sides_from_different_server_pairs_are_not_paired(write_run) -> None:
+    from gate_synthetic import paired_obj
+
+    out = _compare(write_run, {"s": paired_obj("s", "base", 0, tpot=_tpot(1))},
+                   {"s": paired_obj("s", "head", 1, tpot=_tpot(2))})
+    assert _row(out, "tpot_ms").estimate.design == "unpaired"  # type: ignore[union-attr]
+
+
+def test_inconclusive_is_not_a_pass(write_run) -> None:
+    noisy = tpot_samples(np.random.default_rng(3), 40, sigma=0.3)
+    out = _compare(write_run, {"s": result_obj("s", tpot=noisy)}, {"s": result_obj("s", tpot=noisy[::-1] * 1.01)})
+    assert _row(out, "tpot_ms").verdict == "inconclusive"
+    assert out.exit_code == 3 and out.verdict == "inconclusive"

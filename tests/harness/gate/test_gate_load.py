@@ -77,3 +77,45 @@ def test_unchecked_oracle_verdict_is_not_compared(tmp_path: Path) -> None:
     obj = result_obj("s", tpot=np.ones(3), oracle={"checked": False, "unchecked": None})
     run = load_result(_write(tmp_path, json.dumps(obj)), METRICS)
     assert run.oracle_passed == {"checked": False}
+
+
+def _paired(side: str = "base", start: int = 0) -> dict:
+    from gate_synthetic import paired_obj
+
+    return paired_obj("s", side, start, tpot=np.array([10.0, 11.0, 12.0]))
+
+
+def test_paired_result_keeps_each_value_with_its_pair(tmp_path: Path) -> None:
+    obj = _paired()
+    obj["samples"][1]["pair"] = 7  # pairs need not be contiguous; the failed request's pair 3 is skipped
+    run = load_result(_write(tmp_path, json.dumps(obj)), METRICS)
+    assert run.pairing is not None and (run.pairing.side, run.pairing.start_pair) == ("base", 0)
+    assert run.paired_values("tpot_ms") == {0: 10.0, 7: 11.0, 2: 12.0}
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda o: {**o, "pairing": {**o["pairing"], "side": "middle"}}, "pairing.side: expected 'base' or 'head'"),
+    (lambda o: {**o, "pairing": {**o["pairing"], "start_pair": -1}}, "pairing.start_pair: expected an integer"),
+    (lambda o: {**o, "pairing": {**o["pairing"], "order": "aabb"}}, "pairing.order: expected one of"),
+    (lambda o: {**o, "pairing": {**o["pairing"], "design": "solo"}}, "pairing.design: expected 'paired'"),
+    (lambda o: {**o, "samples": [{**o["samples"][0], "pair": None}, *o["samples"][1:]]},
+     r"samples\[0\].pair: expected an integer >= 0 \(pairing is set\), got None"),
+    (lambda o: {**o, "samples": [*o["samples"][:2], {**o["samples"][2], "pair": 0}, *o["samples"][3:]]},
+     r"samples\[2\].pair: expected a pair index not used before"),
+])
+def test_bad_pairing_names_the_field(tmp_path: Path, mutate, message: str) -> None:
+    path = _write(tmp_path, json.dumps(mutate(_paired())))
+    with pytest.raises(GateInputError, match=message) as info:
+        load_result(path, METRICS)
+    assert str(path) in str(info.value)
+
+
+def test_paired_rounds_may_hold_different_scenarios(write_run) -> None:
+    # The sequential rule starts a second server pair only for the scenario it could not decide.
+    from gate_synthetic import paired_obj
+
+    write_run("side/round-00", {"a": paired_obj("a", "base", 0, tpot=np.ones(3)),
+                                "b": paired_obj("b", "base", 0, tpot=np.ones(3))})
+    write_run("side/round-01", {"b": paired_obj("b", "base", 1, tpot=np.ones(3))})
+    side = load_side(write_run("side", {}), METRICS)
+    assert len(side.runs["a"]) == 1 and [r.pairing.start_pair for r in side.runs["b"]] == [0, 1]
