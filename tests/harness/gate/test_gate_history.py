@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from gate_synthetic import result_obj, tpot_samples
 
-from harness.measure.changepoints import ChangePointConfig, find_steps
 from harness.gate.history import main
+from harness.measure.changepoints import ChangePointConfig, find_steps
 
 N_COMMITS = 24
 
