@@ -345,6 +345,28 @@ def test_same_repository_pr_runs_the_gate_on_push() -> None:
     assert reachable_jobs(workflow, pr_event("labeled", fork=False, label="docs")) == set()
 
 
+@pytest.mark.parametrize(("gate_exit", "step_exit"), [(0, 0), (1, 1), (2, 2), (3, 0)])
+def test_gate_step_passes_an_inconclusive_gate_on_as_neutral(gate_exit: int, step_exit: int, tmp_path: Path) -> None:
+    """The gate step's own script, `harness gate` replaced by a stub exiting with the code under test."""
+    workflow = load(WORKFLOW_DIR / "pr-perf-gate.yml")
+    step = next(s for s in workflow["jobs"]["gate"]["steps"] if s.get("id") == "gate")
+    stub = tmp_path / "venv" / "bin" / "harness"
+    stub.parent.mkdir(parents=True)
+    stub.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/argv\nexit {gate_exit}\n")
+    stub.chmod(0o755)
+    output = tmp_path / "github_output"
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "RUNNER_TEMP": str(tmp_path), "GATE_BUDGET_S": "900",
+                                                      "SCENARIOS": "baseline", "GITHUB_OUTPUT": str(output)})
+    assert done.returncode == step_exit
+    assert output.read_text().strip() == f"code={gate_exit}"
+    assert ("::warning title=perf gate inconclusive::" in done.stdout) == (gate_exit == 3)
+    assert "--budget 900" in (tmp_path / "argv").read_text()
+    assert workflow["jobs"]["gate"]["outputs"]["code"] == "${{ steps.gate.outputs.code }}"
+    neutral = next(s for s in workflow["jobs"]["report"]["steps"] if "conclusion=neutral" in s.get("run", ""))
+    assert "needs.gate.outputs.code == '3'" in neutral["if"]
+
+
 def test_the_expression_evaluator_is_not_trivially_false() -> None:
     context = pr_event("opened", fork=True)
     assert Expression("github.event.pull_request.head.repo.full_name != github.repository", context).value()
