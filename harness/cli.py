@@ -17,6 +17,7 @@ COMMANDS = {
     "sweep": ("harness.sweep", "run a parameter sweep"),
     "gate": ("harness.gate.cli", "PR performance gate"),
     "history": ("harness.gate.history", "result history and change points"),
+    "nightly": ("harness.gate.nightly", "the commit under test side by side with a pinned control build (paired)"),
     "wheelhouse": ("harness.wheelhouse", "offline wheels for a GPU box"),
     "sglang-check": ("harness.upstream.cli", "the five fixes in sglang's own source: differential + revert proofs"),
     "sglang-compat": ("harness.upstream.compat", "per sglang release: hook targets and fixes present"),
