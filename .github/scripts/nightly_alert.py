@@ -15,7 +15,9 @@ def new_steps(history: dict, commit: str) -> list[str]:
     for series in history.get("series", []):
         for step in series.get("steps", []):
             if step.get("commit") == commit:
-                rows.append(f"| {series['scenario']} | {series['metric']} | {step['before']:.4g} | "
+                # label: "tpot_ms ÷ control" for a ratio-to-control series (absent in older history.json).
+                label = series.get("label", series["metric"])
+                rows.append(f"| {series['scenario']} | {label} | {step['before']:.4g} | "
                             f"{step['after']:.4g} | {step['relative']:+.2%} |")
     return rows
 

@@ -1,7 +1,10 @@
 """`harness history RESULTS_DIR`: nightly results in commit order, change points per scenario and metric.
 
-Every RESULTS_DIR/**/<scenario>/result.json is one point. Commit order comes from a commits file
-(oldest first, e.g. `git rev-list --reverse main > commits.txt`, given with --commits or found as
+Every RESULTS_DIR/**/<scenario>/result.json is one point. Where a night also compared the commit with
+the control build (`harness nightly`: RUN_DIR/control/<scenario>/control.json and the gate's
+verdict.json), the ratio to the control is a second series per scenario and metric; the results of
+those comparisons' own sides are not points of the absolute series. Commit order comes from a commits
+file (oldest first, e.g. `git rev-list --reverse main > commits.txt`, given with --commits or found as
 RESULTS_DIR/commits.txt), else from target.commit_time, else from the run's started_at.
 Several results of one commit (re-runs) are merged into their median.
 """
@@ -11,14 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from harness.gate import plots
 from harness.gate.config import load_config
+from harness.gate.control_points import Comparison, comparison_dirs, load_comparison
 from harness.gate.errors import GateInputError
 from harness.gate.load import RESULT_FILE, ScenarioRun, load_result
 from harness.gate.report import write_atomic, write_json
@@ -26,6 +31,7 @@ from harness.measure.changepoints import ChangePointConfig, Step, exact_changes,
 
 COMMITS_FILE = "commits.txt"
 EXACT_METRICS = ("workspace_bytes",)
+ABSOLUTE, RATIO_TO_CONTROL = "absolute", "ratio_to_control"
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,29 @@ class Series:
     commits: tuple[str, ...]
     values: tuple[float, ...]
     steps: tuple[Step, ...]
+    kind: str = ABSOLUTE  # or RATIO_TO_CONTROL: the commit over the control build, measured the same night
+    intervals: tuple[tuple[float, float], ...] = ()  # ratio series: the gate's interval per commit
+    order_keys: tuple[float, ...] = ()  # each commit's sort key, so series of one scenario share an axis
 
     def first_commits(self) -> list[str]:
         return [self.commits[s.index] for s in self.steps]
+
+    @property
+    def label(self) -> str:
+        return self.metric if self.kind == ABSOLUTE else f"{self.metric} ÷ control"
+
+
+class Ordered(Protocol):
+    """What commit_order needs of a point: its commit, a time to order by, and a file to name."""
+
+    @property
+    def commit(self) -> str | None: ...
+
+    @property
+    def order_time(self) -> float | None: ...
+
+    @property
+    def path(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -78,27 +104,55 @@ def analyse(options: HistoryOptions) -> list[Series]:
     if options.beta <= 0 or options.min_size < 1:
         raise GateInputError(f"--beta must be > 0 and --min-size >= 1, got {options.beta} and {options.min_size}")
     rules = load_config(options.config).metrics
-    runs = load_history(options.results, tuple(r.name for r in rules))
-    order = commit_order(runs, options.commits_file or _default_commits_file(options.results))
+    metrics = tuple(r.name for r in rules)
+    runs = load_history(options.results, metrics)
+    comparisons = load_comparisons(options.results, metrics)
+    order = commit_order([*runs, *comparisons], options.commits_file or _default_commits_file(options.results))
     series = []
-    for scenario in sorted({r.scenario for r in runs}):
+    for scenario in sorted({r.scenario for r in runs} | {c.scenario for c in comparisons}):
         mine = [r for r in runs if r.scenario == scenario and r.status == "ok"]
+        controlled = [c for c in comparisons if c.scenario == scenario]
         for rule in rules:
             cfg = ChangePointConfig(beta=options.beta, min_size=options.min_size, min_rel_step=rule.threshold)
             commits, values = _per_commit(mine, order, lambda r, m=rule.name: _median(r.values(m)))
             if commits:
-                series.append(Series(scenario, rule.name, commits, values, tuple(find_steps(np.array(values), cfg))))
+                series.append(Series(scenario, rule.name, commits, values, tuple(find_steps(np.array(values), cfg)),
+                                     order_keys=tuple(order[c] for c in commits)))
+            ratio = _ratio_series(scenario, rule.name, controlled, order, cfg)
+            if ratio is not None:
+                series.append(ratio)
         commits, values = _per_commit(mine, order, lambda r: r.workspace_bytes)
         if commits:
             series.append(Series(scenario, "workspace_bytes", commits, values,
-                                 tuple(exact_changes(np.array(values)))))
+                                 tuple(exact_changes(np.array(values))), order_keys=tuple(order[c] for c in commits)))
     return series
+
+
+def _ratio_series(scenario: str, metric: str, comparisons: list[Comparison], order: dict[str, float],
+                  cfg: ChangePointConfig) -> Series | None:
+    """The ratio to the control across commits; several comparisons of one commit merged into their median."""
+    by_commit: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for comparison in comparisons:
+        ratio = comparison.ratio(metric)
+        if ratio is not None:
+            by_commit[comparison.commit].append((ratio.ratio, ratio.ci_low, ratio.ci_high))
+    if not by_commit:
+        return None
+    commits = tuple(sorted(by_commit, key=lambda c: (order[c], c)))
+    merged = [np.median(np.array(by_commit[c]), axis=0) for c in commits]
+    values = tuple(float(m[0]) for m in merged)
+    return Series(scenario, metric, commits, values, tuple(find_steps(np.array(values), cfg)), kind=RATIO_TO_CONTROL,
+                  intervals=tuple((float(m[1]), float(m[2])) for m in merged),
+                  order_keys=tuple(order[c] for c in commits))
 
 
 def load_history(results: Path, metrics: tuple[str, ...]) -> list[ScenarioRun]:
     if not results.is_dir():
         raise GateInputError(f"{results}: results directory not found")
-    paths = sorted(results.glob(f"**/{RESULT_FILE}"))
+    # A comparison's own sides (the control's runs, the head's before it was stored per commit) are
+    # read through its verdict, never as points of the commit's absolute series.
+    inside = comparison_dirs(results)
+    paths = sorted(p for p in results.glob(f"**/{RESULT_FILE}") if not any(p.is_relative_to(d) for d in inside))
     if not paths:
         raise GateInputError(f"{results}: no {RESULT_FILE} found")
     runs = [load_result(p, metrics) for p in paths]
@@ -108,7 +162,12 @@ def load_history(results: Path, metrics: tuple[str, ...]) -> list[ScenarioRun]:
     return runs
 
 
-def commit_order(runs: list[ScenarioRun], commits_file: Path | None) -> dict[str, float]:
+def load_comparisons(results: Path, metrics: tuple[str, ...]) -> list[Comparison]:
+    """Every comparison with the control build under `results` (none: no ratio series)."""
+    return [load_comparison(d, metrics) for d in comparison_dirs(results)]
+
+
+def commit_order(runs: Sequence[Ordered], commits_file: Path | None) -> dict[str, float]:
     """Commit -> sort key: position in the commits file, else the earliest time seen for it."""
     if commits_file is not None:
         try:
@@ -162,33 +221,66 @@ def _median(values: np.ndarray) -> float | None:
 
 
 def write_history_report(series: list[Series], options: HistoryOptions) -> str:
-    """history.md, history.json and one PNG per series with steps (or all when few)."""
+    """history.md, history.json and one PNG per scenario and metric (absolute and ratio-to-control panels)."""
     lines = ["## Nightly history: change points", "",
              f"penalty {options.beta} x log(n) (noise-normalised kernel CPD, linear kernel), "
              f"min segment {options.min_size} commits; steps smaller than the metric's gate threshold "
-             "are merged; workspace bytes: every change.", "",
-             "| scenario | metric | commits | first commit of step | before | after | change |",
-             "|---|---|---|---|---|---|---|"]
+             "are merged; workspace bytes: every change.", ""]
+    if any(s.kind == RATIO_TO_CONTROL for s in series):
+        lines += ["`METRIC ÷ control`: the commit over the pinned control build measured side by side the same "
+                  "night (the paired gate's head/base estimate), so a machine-wide shift cancels in it.", ""]
+    lines += ["| scenario | metric | commits | first commit of step | before | after | change |",
+              "|---|---|---|---|---|---|---|"]
+    plotted = _plots(series, options) if options.plots else {}
     records = []
     for s in series:
-        plot = None
-        if options.plots and len(s.values) > 1:
-            plot = plots.history(options.out / f"{s.scenario}-{s.metric}.png", f"{s.scenario}: {s.metric}",
-                                 s.metric, s.commits, np.array(s.values), [st.index for st in s.steps])
+        plot = plotted.get((s.scenario, s.metric))
         for st, commit in zip(s.steps, s.first_commits(), strict=True):
-            lines.append(f"| {s.scenario} | {s.metric} | {len(s.values)} | `{commit}` | {st.before:.4g} | "
+            lines.append(f"| {s.scenario} | {s.label} | {len(s.values)} | `{commit}` | {st.before:.4g} | "
                          f"{st.after:.4g} | {st.relative:+.2%} |")
         if not s.steps:
-            lines.append(f"| {s.scenario} | {s.metric} | {len(s.values)} | none | - | - | - |")
-        records.append({"scenario": s.scenario, "metric": s.metric, "commits": list(s.commits),
-                        "values": list(s.values), "plot": plot.name if plot else None,
-                        "steps": [{**asdict(st), "commit": c, "relative": st.relative}
-                                  for st, c in zip(s.steps, s.first_commits(), strict=True)]})
+            lines.append(f"| {s.scenario} | {s.label} | {len(s.values)} | none | - | - | - |")
+        record = {"scenario": s.scenario, "metric": s.metric, "kind": s.kind, "label": s.label,
+                  "commits": list(s.commits), "values": list(s.values), "plot": plot.name if plot else None,
+                  "steps": [{**asdict(st), "commit": c, "relative": st.relative}
+                            for st, c in zip(s.steps, s.first_commits(), strict=True)]}
+        if s.intervals:
+            record["intervals"] = [list(i) for i in s.intervals]
+        records.append(record)
     text = "\n".join(lines) + "\n"
     write_atomic(options.out / "history.md", text)
     write_json(options.out / "history.json", {"schema_version": 1, "beta": options.beta,
                                               "min_size": options.min_size, "series": records})
     return text
+
+
+def _plots(series: list[Series], options: HistoryOptions) -> dict[tuple[str, str], Path]:
+    """One PNG per scenario and metric: the absolute series above, the ratio to the control below."""
+    groups: dict[tuple[str, str], list[Series]] = defaultdict(list)
+    for s in series:
+        groups[(s.scenario, s.metric)].append(s)
+    paths = {}
+    for (scenario, metric), group in groups.items():
+        if max(len(s.values) for s in group) < 2:
+            continue
+        keys = sorted({(k, c) for s in group for k, c in zip(s.order_keys, s.commits, strict=True)})
+        axis = [c for _, c in keys]
+        panels = [_panel(s, axis) for s in sorted(group, key=lambda s: s.kind != ABSOLUTE)]
+        paths[(scenario, metric)] = plots.history_panels(options.out / f"{scenario}-{metric}.png",
+                                                         f"{scenario}: {metric}", axis, panels)
+    return paths
+
+
+def _panel(s: Series, axis: list[str]) -> plots.HistoryPanel:
+    where = {c: i for i, c in enumerate(axis)}
+    x = np.array([where[c] for c in s.commits])
+    ratio = s.kind == RATIO_TO_CONTROL
+    bands = np.array(s.intervals) if s.intervals else None
+    return plots.HistoryPanel(ylabel=s.label, x=x, values=np.array(s.values),
+                              change_points=tuple(int(x[st.index]) for st in s.steps),
+                              low=bands[:, 0] if bands is not None else None,
+                              high=bands[:, 1] if bands is not None else None,
+                              reference=1.0 if ratio else None)
 
 
 def _default_commits_file(results: Path) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -35,24 +36,47 @@ def distributions(path: Path, scenario: str, metrics: dict[str, tuple[np.ndarray
     return _save(fig, path)
 
 
-def history(path: Path, title: str, ylabel: str, commits: Sequence[str], values: np.ndarray,
-            change_points: Sequence[int]) -> Path:
-    """A metric across commits; a vertical line at the first commit of each step."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(values)), 3.8))
-    x = np.arange(len(values))
-    ax.plot(x, values, marker="o", markersize=3, linewidth=1, color=BASE_COLOR)
-    bounds = [0, *change_points, len(values)]
-    for start, end in itertools.pairwise(bounds):
-        level = float(np.median(values[start:end]))
-        ax.hlines(level, start - 0.4, end - 0.6, colors="0.3", linestyles=":", linewidth=1)
-    for cp in change_points:
-        ax.axvline(cp - 0.5, color=HEAD_COLOR, linewidth=1.2)
-        ax.annotate(commits[cp][:10], (cp - 0.5, ax.get_ylim()[1]), rotation=90, fontsize=7,
-                    va="top", ha="right", color=HEAD_COLOR)
-    step = max(1, len(values) // 20)
-    ax.set_xticks(x[::step], [c[:7] for c in commits][::step], rotation=60, fontsize=7)
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
+@dataclass(frozen=True)
+class HistoryPanel:
+    """One series on the shared commit axis: x positions, values, steps, and an optional interval band."""
+
+    ylabel: str
+    x: np.ndarray  # positions on the shared commit axis
+    values: np.ndarray
+    change_points: tuple[int, ...]  # axis positions of the first commit of each step
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    reference: float | None = None  # a horizontal line, e.g. 1.0 for a ratio to the control
+
+
+def history_panels(path: Path, title: str, commits: Sequence[str], panels: Sequence[HistoryPanel]) -> Path:
+    """Metrics across commits, one panel each on a shared axis; a vertical line at each step's first commit."""
+    width = max(6.0, 0.25 * len(commits))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.2 * len(panels) + 0.6), sharex=True, squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        if panel.low is not None and panel.high is not None:
+            ax.fill_between(panel.x, panel.low, panel.high, color=BASE_COLOR, alpha=0.18, linewidth=0,
+                            label="gate interval")
+        if panel.reference is not None:
+            ax.axhline(panel.reference, color="0.5", linestyle="--", linewidth=0.8)
+        ax.plot(panel.x, panel.values, marker="o", markersize=3, linewidth=1, color=BASE_COLOR)
+        bounds = [0, *(int(np.searchsorted(panel.x, cp)) for cp in panel.change_points), panel.x.size]
+        for start, end in itertools.pairwise(bounds):
+            level = float(np.median(panel.values[start:end]))
+            ax.hlines(level, panel.x[start] - 0.4, panel.x[end - 1] + 0.4, colors="0.3", linestyles=":", linewidth=1)
+        for cp in panel.change_points:
+            ax.axvline(cp - 0.5, color=HEAD_COLOR, linewidth=1.2)
+            ax.annotate(commits[cp][:10], (cp - 0.5, ax.get_ylim()[1]), rotation=90, fontsize=7,
+                        va="top", ha="right", color=HEAD_COLOR)
+        ax.set_ylabel(panel.ylabel)
+        if panel.low is not None:
+            ax.legend(fontsize=7, loc="upper left")
+    x = np.arange(len(commits))
+    step = max(1, len(commits) // 20)
+    bottom = axes[-1, 0]
+    bottom.set_xticks(x[::step], [c[:7] for c in commits][::step], rotation=60, fontsize=7)
+    bottom.set_xlim(-0.6, len(commits) - 0.4)
+    axes[0, 0].set_title(title)
     fig.tight_layout()
     return _save(fig, path)
 
