@@ -1,7 +1,8 @@
 """Track TTFT, TPOT (BS=1), decode step device time, A2A workspace, OOM at capture, capture memory and oracle failures.
 
 `setup_cache` runs the selected scenarios once per commit through `harness run` (or takes the run
-directory the nightly already produced); every track_* only reads that run's result.json files.
+directory the nightly already produced); every track_* only reads that run's result.json files, and
+the *_ratio_to_control ones the verdict.json of the night's comparison with the control build.
 `Fix` reads the per-fix verdicts the nightly's `harness sglang-check --source` left in that directory.
 """
 
@@ -82,6 +83,29 @@ class Scenario:
         return self._read(readout.decode_gpu_ms)
 
     track_decode_gpu_ms.unit = "ms"
+
+    # The commit under test over the pinned control build, measured side by side the same night
+    # (`harness nightly`, the gate's paired estimate): machine-wide shifts cancel in these.
+    def track_ttft_ratio_to_control(self, run_dir: str, scenario: str) -> float:
+        return self._ratio(run_dir, scenario, "ttft_ms")
+
+    track_ttft_ratio_to_control.unit = "ratio"
+
+    def track_tpot_ratio_to_control(self, run_dir: str, scenario: str) -> float:
+        return self._ratio(run_dir, scenario, "tpot_ms")
+
+    track_tpot_ratio_to_control.unit = "ratio"
+
+    def track_decode_gpu_ratio_to_control(self, run_dir: str, scenario: str) -> float:
+        return self._ratio(run_dir, scenario, "decode_gpu_ms")
+
+    track_decode_gpu_ratio_to_control.unit = "ratio"
+
+    def _ratio(self, run_dir: str, scenario: str, metric: str) -> float:
+        try:
+            return readout.ratio_to_control(Path(run_dir), scenario, metric)
+        except NotImplementedError as exc:
+            raise SkipNotImplemented(str(exc)) from None
 
     def track_a2a_workspace_bytes(self, run_dir: str, scenario: str) -> int:
         return self._read(readout.a2a_workspace_bytes)

@@ -14,6 +14,9 @@ from typing import Any
 OOM_AT_CAPTURE = "oom_during_cuda_graph_capture"
 # Where the nightly puts `harness sglang-check --source ... --out RUN_DIR/sglang-check` (docs/tracking.md).
 FIX_VERDICTS = Path("sglang-check") / "fixes.json"
+# Where `harness nightly` puts each scenario's paired comparison with the control build: the gate's
+# --out, RUN_DIR/control/<scenario>/verdict.json (harness/gate/control_points.py).
+CONTROL_DIR = Path("control")
 
 
 class MetricMissing(RuntimeError):
@@ -127,3 +130,29 @@ def fix_present(run_dir: Path, fix: str) -> int:
     if verdict not in ("present", "absent"):
         raise MetricMissing(f"{path}: {fix}: verdict {verdict!r}, expected present or absent")
     return int(verdict == "present")
+
+
+def ratio_to_control(run_dir: Path, scenario: str, metric: str) -> float:
+    """The gate's estimate head/base of `metric` (the commit under test over the control build) from verdict.json."""
+    path = run_dir / CONTROL_DIR / scenario / "verdict.json"
+    if not path.is_file():
+        raise NotImplementedError(f"{scenario}: {metric}: no comparison with the control build ({path})")
+    try:
+        verdict = json.loads(path.read_text(encoding="utf-8"))
+        rows = [r for r in verdict["rows"] if r.get("scenario") == scenario and r.get("metric") == metric]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MetricMissing(f"{path}: not a gate verdict (rows[] of objects): {exc!r}") from None
+    if not rows:
+        # The gate compared nothing for it: the control side failed (see problems) or the metric is not gated.
+        problems = "; ".join(verdict.get("problems") or []) or "no row"
+        raise NotImplementedError(f"{scenario}: {metric}: not compared with the control ({path}: {problems})")
+    row = rows[0]
+    if row.get("estimate") is None:
+        # A side measured nothing (e.g. an older control without decode_step records, or a crashed head,
+        # which the absolute track_* already report as failures): no ratio, and none is made up.
+        raise NotImplementedError(f"{scenario}: {metric}: no ratio to the control ({row.get('verdict')}: "
+                                  f"{row.get('reason')}; {path})")
+    ratio = row["estimate"].get("ratio") if isinstance(row["estimate"], dict) else None
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+        raise MetricMissing(f"{path}: {scenario} {metric}: estimate.ratio {ratio!r}, expected a positive number")
+    return float(ratio)
