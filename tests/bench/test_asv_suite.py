@@ -150,3 +150,34 @@ def test_fix_verdicts_read_out_as_one_or_zero_and_never_made_up(tmp_path: Path) 
         readout.fix_present(tmp_path, "a")
     assert suite_config.fix_names() == ["sp-runtime-max-tokens", "dp-workspace-sizing", "a2a-token-cap",
                                         "disable-attn-tp-gather", "moe-dp1-attn-cp"]
+
+
+def test_ratio_to_control_reads_the_gates_estimate_and_never_makes_one_up(tmp_path: Path) -> None:
+    """RUN_DIR/control/<scenario>/verdict.json of `harness nightly` (tests/bench/test_asv_control.py runs asv on it)."""
+    with pytest.raises(NotImplementedError, match="no comparison with the control build"):
+        readout.ratio_to_control(tmp_path, "a", "tpot_ms")
+    (tmp_path / "control" / "a").mkdir(parents=True)
+    verdict = tmp_path / "control" / "a" / "verdict.json"
+
+    def row(metric: str, verdict: str, estimate: dict[str, Any] | None, reason: str = "") -> dict[str, Any]:
+        return {"scenario": "a", "metric": metric, "verdict": verdict, "reason": reason, "estimate": estimate}
+
+    verdict.write_text(json.dumps({"problems": [], "rows": [
+        row("tpot_ms", "regression", {"ratio": 1.0425, "ci_low": 1.03, "ci_high": 1.05}),
+        row("decode_gpu_ms", "skipped", None, "not measured on either side"),
+        row("ttft_ms", "inconclusive", None, "no samples on one side"),
+        {"scenario": "b", "metric": "tpot_ms", "estimate": {"ratio": 9.0}}]}))
+    assert readout.ratio_to_control(tmp_path, "a", "tpot_ms") == 1.0425
+    with pytest.raises(NotImplementedError, match="skipped: not measured on either side"):
+        readout.ratio_to_control(tmp_path, "a", "decode_gpu_ms")
+    with pytest.raises(NotImplementedError, match="inconclusive: no samples on one side"):
+        readout.ratio_to_control(tmp_path, "a", "ttft_ms")
+    # The control could not be compared (the gate lists why and writes no row): a skip naming the problem.
+    verdict.write_text(json.dumps({"problems": ["x/base/result.json: base run failed"], "rows": []}))
+    with pytest.raises(NotImplementedError, match="base run failed"):
+        readout.ratio_to_control(tmp_path, "a", "tpot_ms")
+    for broken in ("{", json.dumps({"rows": None}),
+                   json.dumps({"rows": [row("tpot_ms", "no_change", {"ratio": -1.0})]})):
+        verdict.write_text(broken)
+        with pytest.raises(readout.MetricMissing, match=str(verdict)):
+            readout.ratio_to_control(tmp_path, "a", "tpot_ms")
