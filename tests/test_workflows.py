@@ -448,3 +448,65 @@ def test_nightly_checks_the_fixes_at_the_benchmarked_commit_and_asv_reads_the_ve
     readout = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(readout)
     assert str(readout.FIX_VERDICTS) == "sglang-check/fixes.json"
+
+
+def test_nightly_measures_the_commit_beside_the_pinned_control_build(tmp_path: Path) -> None:
+    """plan validates the control release, run installs it once per runner and hands it to `harness nightly`."""
+    from harness.gate import control_points
+    from harness.gate.nightly import _parser as nightly_parser
+
+    workflow = load(WORKFLOW_DIR / "nightly-gpu.yml")
+    jobs = workflow["jobs"]
+    pinned = workflow["env"]["CONTROL_SGLANG"]
+    assert re.fullmatch(r"\d+(\.\d+)+", pinned)
+    check = next(s for s in jobs["plan"]["steps"] if s.get("id") == "control")
+    assert jobs["plan"]["outputs"]["control_sglang"] == "${{ steps.control.outputs.version }}"
+    for given, expected in (("", pinned), ("0.5.16", "0.5.16"), ("0.5.15.post1", "0.5.15.post1")):
+        env = {"CONTROL_INPUT": given, "CONTROL_SGLANG": pinned}
+        assert step_outputs(check["run"], env, tmp_path) == {"version": expected}
+    with pytest.raises(subprocess.CalledProcessError):
+        step_outputs(check["run"], {"CONTROL_INPUT": "0.5.16; curl evil", "CONTROL_SGLANG": pinned}, tmp_path)
+
+    run = jobs["run"]
+    assert run["env"]["CONTROL_SGLANG"] == "${{ needs.plan.outputs.control_sglang }}"
+    install = next(s for s in run["steps"] if s.get("id") == "control")
+    # Installed once: a control already in the runner's tool cache is reused as is (nothing is installed).
+    cached = tmp_path / "tool-cache" / "sglang-control" / "0.5.23"
+    cached.mkdir(parents=True)
+    (cached / ".installed").touch()
+    outputs = step_outputs(install["run"], {"RUNNER_TOOL_CACHE": str(tmp_path / "tool-cache"),
+                                            "CONTROL_SGLANG": "0.5.23"}, tmp_path)
+    assert outputs == {"python": f"{cached}/bin/python"}
+    assert "sglang==${CONTROL_SGLANG}" in install["run"]
+    nightly = next(s for s in run["steps"] if "harness\" nightly" in s.get("run", ""))
+    assert nightly["env"] == {"CONTROL_PYTHON": "${{ steps.control.outputs.python }}"}
+    command = " ".join(nightly["run"].replace("\\\n", " ").split())
+    for part in ('--control-cmd "$CONTROL_PYTHON -m sglang.launch_server"',
+                 '--head-cmd "$RUNNER_TEMP/venv/bin/python -m sglang.launch_server"',
+                 '--commit "$SGLANG_SHA"', '--target sglang', '--out "runs/${SGLANG_SHA}"'):
+        assert part in command, part
+    known = {o for action in nightly_parser()._actions for o in action.option_strings}
+    assert set(re.findall(r"(?<=\s)--[a-z-]+", re.sub(r"\$\([^)]*\)", "", command))) <= known
+    assert not any('harness" run ' in s.get("run", "") for s in run["steps"])  # the paired step replaced it
+    # record keeps the comparisons beside the night's results; asv reads verdict.json where nightly puts it.
+    record_runs = " ".join(s.get("run", "") for s in jobs["record"]["steps"])
+    for kept in ('-path "./control/*/control.json"', '-path "./control/*/verdict.json"'):
+        assert kept in record_runs
+    spec = importlib.util.spec_from_file_location("nightly_readout_control", ROOT / "bench" / "asv" / "readout.py")
+    assert spec and spec.loader
+    readout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readout)
+    assert str(readout.CONTROL_DIR) == control_points.CONTROL_DIR
+
+
+def test_nightly_alert_names_a_ratio_to_control_series(tmp_path: Path) -> None:
+    tonight = "c" * 40
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "history.json").write_text(json.dumps({"series": [
+        {"scenario": "baseline", "metric": "tpot_ms", "kind": "ratio_to_control", "label": "tpot_ms ÷ control",
+         "steps": [{"index": 3, "before": 1.0, "after": 1.04, "commit": tonight, "relative": 0.04}]}]}))
+    out = subprocess.run([sys.executable, str(ROOT / ".github/scripts/nightly_alert.py"), "--history",
+                          str(tmp_path / "history.json"), "--runs", str(tmp_path / "runs"), "--commit", tonight,
+                          "--body", str(tmp_path / "alert.md")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "alert=true"
+    assert "| baseline | tpot_ms ÷ control | 1 | 1.04 | +4.00% |" in (tmp_path / "alert.md").read_text()
