@@ -151,8 +151,8 @@ def load_history(results: Path, metrics: tuple[str, ...]) -> list[ScenarioRun]:
         raise GateInputError(f"{results}: results directory not found")
     # A comparison's own sides (the control's runs, the head's before it was stored per commit) are
     # read through its verdict, never as points of the commit's absolute series.
-    inside = comparison_dirs(results)
-    paths = sorted(p for p in results.glob(f"**/{RESULT_FILE}") if not any(p.is_relative_to(d) for d in inside))
+    inside = set(comparison_dirs(results))
+    paths = sorted(p for p in results.glob(f"**/{RESULT_FILE}") if inside.isdisjoint(p.parents))
     if not paths:
         raise GateInputError(f"{results}: no {RESULT_FILE} found")
     runs = [load_result(p, metrics) for p in paths]
