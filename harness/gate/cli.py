@@ -16,20 +16,15 @@ from harness.gate.config import GateConfig, load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
 from harness.gate.report import markdown, regime_lines, verdict_json, write_atomic, write_json
+from harness.gate.sampling import ALTERNATING_ROUNDS, PAIRED_ROUNDS, SamplingPlan, produce
 from harness.gate.sequential import DEFAULT_MAX_LOOKS, LookPlan, Sampling
 from harness.measure.warmup import WarmupPolicy, parse_warmups
 from harness.serve.affinity import AffinityError, parse_pinning
 
-# Interleaving defaults (docs/gate.md, Calibration): on the H200 the reference engine's per-request
-# TPOT varies by 0.2-0.7% and a 2% slowdown is caught from 60 requests per side; 150 per round keeps
-# a margin for noisier servers (per-request noise of ~6% was seen before the overlapped decode loop).
-# Server starts are the expensive part (sglang: minutes), so few rounds and many requests.
-DEFAULT_ROUNDS = 3
+# Requests per server start (docs/gate.md, Calibration): on the H200 the reference engine's per-request
+# TPOT varies by 0.2-0.7% and a 2% slowdown is caught from 60 requests per side; 150 keeps a margin
+# for noisier servers (per-request noise of ~6% was seen before the overlapped decode loop).
 DEFAULT_REQUESTS = 150
-# The paired design (default): base and head requests alternate on two co-resident servers, so host
-# regimes cancel inside each pair and one server pair is enough to decide; --budget adds server pairs
-# when the pairs cannot decide (docs/gate.md, Paired design).
-DEFAULT_PAIRED_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -130,8 +125,6 @@ def _look_plan(args: argparse.Namespace) -> LookPlan:
 
 
 def _produce(args: argparse.Namespace, config: GateConfig, looks: LookPlan) -> tuple[Path, Path, Sampling]:
-    from harness.gate.sampling import SamplingPlan, produce
-
     if not (args.base_cmd and args.head_cmd):
         raise GateInputError("--base-cmd and --head-cmd go together")
     if args.base or args.head:
@@ -146,10 +139,9 @@ def _produce(args: argparse.Namespace, config: GateConfig, looks: LookPlan) -> t
         base_cmd, head_cmd = tuple(shlex.split(args.base_cmd)), tuple(shlex.split(args.head_cmd))
     except ValueError as exc:
         raise GateInputError(f"--base-cmd/--head-cmd: cannot split: {exc}") from exc
-    default_rounds = DEFAULT_PAIRED_ROUNDS if args.design == "paired" else DEFAULT_ROUNDS
     plan = SamplingPlan(
         scenarios=tuple(args.scenarios), base_cmd=base_cmd, head_cmd=head_cmd, design=args.design,
-        rounds=args.rounds or default_rounds, requests=args.requests, warmups=args.warmups, target=args.target,
+        rounds=args.rounds, requests=args.requests, warmups=args.warmups, target=args.target,
         out=args.out / "runs", order=args.order, pinning=pinning, budget_s=args.budget, looks=looks,
     )
     return produce(plan, config)
@@ -167,8 +159,8 @@ def _parser() -> argparse.ArgumentParser:
                         "them (falls back to alternating when two servers do not fit in GPU memory); "
                         "alternating: one server at a time, rounds A B B A ...")
     p.add_argument("--rounds", type=_positive, default=None,
-                   help=f"server starts per side before the first look (default: paired {DEFAULT_PAIRED_ROUNDS}, "
-                        f"alternating {DEFAULT_ROUNDS})")
+                   help=f"server starts per side before the first look (default: paired {PAIRED_ROUNDS}, "
+                        f"alternating {ALTERNATING_ROUNDS})")
     p.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                    help="keep sampling (more pairs, then more server pairs or rounds) until every metric is "
                         "decided or this much time has passed; exit 3 when still undecided")

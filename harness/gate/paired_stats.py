@@ -5,7 +5,7 @@ The estimate is the interquartile mean of d (the 25%-trimmed mean: a pair hit by
 side lands in the tails; ~90% as efficient as the mean on normal noise). Its standard error comes
 from a circular moving-block bootstrap over consecutive pairs, so autocorrelated regimes widen it;
 the block length is Politis & White's automatic choice (with Patton, Politis & White's 2009
-correction), at most n/3. The interval is est ± t * SE with t on (n / b - 1) degrees of freedom,
+correction), at most n/3, and 1 when the dependence is net negative. The interval is est ± t * SE with t on (n / b - 1) degrees of freedom,
 since n pairs in blocks of b carry about n / b independent pieces. The ABBA order keeps a cost of
 switching servers (the second request of a pair meeting a colder cache) from biasing the estimate:
 it adds to half the pairs and takes from the other half. Several server-start pairs are combined by
@@ -76,7 +76,9 @@ def politis_white(x: np.ndarray) -> float:
     flat_top = np.where(k / big_m <= 0.5, 1.0, 2.0 * (1.0 - k / big_m))
     g = 2.0 * np.sum(flat_top * k * acov[k])
     spectrum0 = acov[0] + 2.0 * np.sum(flat_top * acov[k])
-    if spectrum0 <= 0 or g == 0:
+    # Net negative dependence (e.g. ABBA's switching cost alternating in sign): resampling single
+    # pairs overstates the variance, the safe side, and keeps every degree of freedom.
+    if spectrum0 <= acov[0] or g == 0:
         return 1.0
     d_cb = 4.0 / 3.0 * spectrum0 ** 2
     b = (2.0 * g ** 2 / d_cb) ** (1 / 3) * n ** (1 / 3)

@@ -27,6 +27,11 @@ from harness.scenarios.catalog import ScenarioError, load_scenario
 from harness.serve.affinity import Pinning
 
 DESIGNS = ("paired", "alternating")
+# Server starts per side before the first look. Alternating: server starts are the expensive part
+# (sglang: minutes), so few rounds and many requests (docs/gate.md, Calibration). Paired: host regimes
+# cancel inside each request pair, so one server pair decides; --budget adds more when it cannot.
+ALTERNATING_ROUNDS = 3
+PAIRED_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class SamplingPlan:
     base_cmd: tuple[str, ...]
     head_cmd: tuple[str, ...]
     design: str
-    rounds: int
+    rounds: int | None  # None: the chosen design's default
     requests: int
     warmups: WarmupPolicy | None
     target: str
@@ -57,6 +62,7 @@ def produce(plan: SamplingPlan, config: GateConfig) -> tuple[Path, Path, Samplin
     if plan.design == "paired":
         fit = memory_fit(plan)
         design, reason = ("paired", fit.reason) if fit.paired else ("alternating", fit.reason)
+    plan = replace(plan, rounds=plan.rounds or (PAIRED_ROUNDS if design == "paired" else ALTERNATING_ROUNDS))
     if design == "paired":
         extra = (MEM_FLAG, f"{fit.mem_fraction_static:.2f}") if fit and fit.mem_fraction_static else ()
         paired = PairedPlan(scenarios=plan.scenarios, base_cmd=plan.base_cmd, head_cmd=plan.head_cmd,
