@@ -15,6 +15,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -81,6 +82,25 @@ def run_paired(plan: PairedPlan, config: GateConfig) -> tuple[Path, Path, tuple[
                 deadline = time.monotonic() + left / (len(scenarios) - position)
             looks += _ScenarioRun(plan, config, scenario, host, sides, started, deadline).run()
     return plan.out / "base", plan.out / "head", tuple(looks)
+
+
+@contextlib.contextmanager
+def open_start_pair(plan: PairedPlan, config: GateConfig) -> Iterator[_LiveStartPair]:
+    """One server pair of the plan's single scenario, warmed and past its first batch, for a caller that
+    drives further batches itself (e.g. bench/evidence/calibrate_paired.py); both results written on exit."""
+    (name,) = plan.scenarios
+    try:
+        scenario = load_scenario(name)
+    except ScenarioError as exc:
+        raise GateInputError(str(exc)) from exc
+    run = _ScenarioRun(plan, config, scenario, detect_host(), _Sides(plan), time.monotonic(), None)
+    live = _LiveStartPair(run, 0, plan.requests).__enter__()
+    try:
+        yield live
+    except BaseException:
+        live.__exit__(None, None, None)
+        raise
+    live.close()
 
 
 class _Sides:

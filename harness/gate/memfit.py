@@ -1,10 +1,11 @@
 """Whether base and head servers fit on the GPUs together, and each one's --mem-fraction-static share.
 
-A server alone would take `alone` (its --mem-fraction-static, or sglang's default for the GPU) of the
-total as static memory and keep the rest as its reserve (activations, CUDA graphs). Two co-resident
-servers each keep their reserve and split what is free: share = free / total / 2 - (1 - alone),
-rounded down to 0.01. They fit when every GPU the scenario uses gives a share of at least MIN_SHARE
-and each server at least the scenario's min_gpu_memory_gib; otherwise the gate starts the servers
+sglang (0.5.16's kv_cache_configurator) sizes its static memory from what is FREE when it starts:
+it keeps `free * (1 - f)` as slack for activations and graphs and takes the rest. A server alone
+would take `alone * free`. Two co-resident servers, whichever starts first, take f * free and
+f * (1 - f) * free; with f = 1 - sqrt(1 - alone) they take together what one took alone and leave
+the same slack, `(1 - alone) * free`, for both. They fit when that share is at least MIN_SHARE and
+each server gets at least the scenario's min_gpu_memory_gib; otherwise the gate starts the servers
 one after the other (the alternating design) and says why.
 """
 
@@ -47,23 +48,28 @@ def decide_fit(*, uses_gpu: bool, gpus_needed: int, min_gpu_memory_gib: float, a
     if not devices:
         return Fit(True, "no GPU visible: both sides skip the scenario")
     used = devices[:max(gpus_needed, 1)]
-    reserve = 1.0 - alone
+    share = paired_fraction(alone)
     shares = []
     for device in used:
-        free = device.free_bytes / device.total_bytes
-        share = math.floor((free / 2.0 - reserve) * 100.0 + 1e-9) / 100.0
-        per_server_gib = (share + reserve) * device.total_bytes / GIB
+        # The later of the two servers gets the smaller part: f * (1 - f) of the free memory, plus its
+        # half of the slack both keep.
+        per_server_gib = (share * (1.0 - share) + (1.0 - alone) / 2.0) * device.free_bytes / GIB
         if share < MIN_SHARE or per_server_gib < min_gpu_memory_gib:
             return Fit(False, f"GPU {device.index}: {device.free_bytes / GIB:.1f} of "
                               f"{device.total_bytes / GIB:.1f} GiB free; two servers would get {MEM_FLAG} "
-                              f"{max(share, 0.0):.2f} each ({max(per_server_gib, 0.0):.1f} GiB with the "
-                              f"reserve of {reserve:.2f}), below the share {MIN_SHARE} or the scenario's "
+                              f"{max(share, 0.0):.2f} each ({max(per_server_gib, 0.0):.1f} GiB for the later "
+                              f"one with its part of the slack), below the share {MIN_SHARE} or the scenario's "
                               f"{min_gpu_memory_gib:g} GiB: alternating server starts instead")
         shares.append(share)
     share = min(shares)
     return Fit(True, f"two servers per GPU, {MEM_FLAG} {share:.2f} each (alone: {alone:.3f}; "
                      f"GPU {used[0].index}: {used[0].free_bytes / GIB:.1f} of {used[0].total_bytes / GIB:.1f} "
                      f"GiB free)", share)
+
+
+def paired_fraction(alone: float) -> float:
+    """Each co-resident server's --mem-fraction-static: together they take what one took `alone`."""
+    return math.floor((1.0 - math.sqrt(max(0.0, 1.0 - alone))) * 100.0 + 1e-9) / 100.0
 
 
 def combine(fits: Sequence[Fit]) -> Fit:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gate.memfit import GIB, DeviceMemory, Fit, alone_fraction, combine, decide_fit, uses_gpu
+from harness.gate.memfit import (
+    GIB,
+    DeviceMemory,
+    Fit,
+    alone_fraction,
+    combine,
+    decide_fit,
+    paired_fraction,
+    uses_gpu,
+)
 from harness.scenarios.catalog import load_scenario
 
 H200 = int(140.4 * GIB)  # what NVML reports for an H200 SXM
@@ -20,11 +29,13 @@ def test_cpu_servers_always_pair() -> None:
     assert fit == Fit(True, "CPU servers: no device memory to share", None)
 
 
-def test_an_empty_h200_takes_two_servers_with_half_the_static_memory_each() -> None:
+def test_an_empty_h200_takes_two_servers_that_together_take_what_one_took() -> None:
     fit = _fit(139.0)
-    # 139/140.4/2 - (1 - 0.929) = 0.424: each keeps its own reserve, so less than half of alone.
-    assert fit.paired and fit.mem_fraction_static == 0.42
-    assert "--mem-fraction-static 0.42 each" in fit.reason
+    # sglang takes f of what is free when it starts: f + f (1 - f) = 0.929 gives f = 1 - sqrt(0.071) = 0.733.
+    assert fit.paired and fit.mem_fraction_static == 0.73
+    assert "--mem-fraction-static 0.73 each" in fit.reason
+    # The GPU-suite fraction: 0.3 alone -> 0.16 each (15.6% + 13.2% of the free memory).
+    assert paired_fraction(0.3) == 0.16
 
 
 def test_a_busy_or_small_gpu_falls_back_to_alternating_and_says_why() -> None:
