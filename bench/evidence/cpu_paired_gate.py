@@ -81,6 +81,9 @@ def run_gate(plan: EvidencePlan, name: str, head_cmd: str, expected_exit: int, r
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
     (plan.out / f"{name}.stderr.txt").write_text(done.stderr, encoding="utf-8")
+    # The servers' instrumentation records (decode_step lines, MBs) are reduced into result.json already.
+    for records in sorted(out.glob("runs/*/round-*/*/records")):
+        shutil.rmtree(records)
     verdict_path = out / "verdict.json"
     verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else {"rows": [], "design": None}
     rows = tuple(r for r in verdict["rows"] if r["metric"] in GATED)
@@ -172,6 +175,8 @@ def commands_md(plan: EvidencePlan, evidence: dict[str, Any], gates: tuple[GateR
         "(other work on this shared VM included)",
         f"- scenario `{evidence['plan']['scenario']}`; base TPOT (A/A base median) {evidence['base_tpot_ms']:.2f} ms; "
         f"injected delay {evidence['delay_us']} us per decode step = {plan.slowdown:.0%}",
+        "- kept per gate: gate.md, verdict.json, runs/ (result.json, server.log, manifest.json); the servers' "
+        "records/ are deleted after each gate (result.json holds what was reduced from them)",
         "",
         "| gate | exit (expected) | wall | design | metric | change [95% CI] | CI width | verdict |",
         "|---|---|---|---|---|---|---|---|",
