@@ -28,11 +28,14 @@ from harness.gate.pair_turns import SIDES, PairTurns
 from harness.gate.paired_stats import PairedSeries, matched_pairs, paired_ratio
 from harness.gate.sequential import Look, LookPlan, MetricLook, Position, Step, needed_samples, next_step
 from harness.gate.verdicts import continuous_verdict
+from harness.instrument.reader import load_records
+from harness.measure.step_times import per_request, with_step_times
 from harness.measure.warmup import WarmupPolicy
 from harness.scenarios.catalog import Scenario, ScenarioError, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host
 from harness.serve.affinity import Pinning
 from harness.store.manifest import Manifest
+from harness.store.results import RECORDS_DIR
 
 
 @dataclass(frozen=True)
@@ -250,8 +253,14 @@ class _LiveStartPair:
         self.pair_s = _pair_seconds(self.turns, pairs) or self.pair_s
 
     def snapshot(self) -> StartPair:
-        return StartPair(self.index, tuple(s.to_json() for s in self.turns.samples("base")),
-                         tuple(s.to_json() for s in self.turns.samples("head")))
+        return StartPair(self.index, self._samples("base"), self._samples("head"))
+
+    def _samples(self, side: str) -> tuple[dict[str, Any], ...]:
+        """The side's measured requests so far as result.json will hold them, decode step times included
+        (joined by rid from the records its server has written; both servers are idle during a look)."""
+        records = load_records(self.owner.sides.run_dir(side, self.index) / self.owner.scenario.name / RECORDS_DIR)
+        times = per_request(r.to_json() for r in records.records)
+        return tuple(with_step_times([s.to_json() for s in self.turns.samples(side)], times))
 
     def close(self) -> StartPair:
         """Finish the pairs and wait for both results; the pairs measured."""

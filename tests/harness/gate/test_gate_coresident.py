@@ -105,3 +105,6 @@ def test_two_reference_engines_co_resident(tmp_path: Path) -> None:
     assert [s["input_len"] for s in base["samples"]] == [s["input_len"] for s in head["samples"]]
     row = next(r for r in verdict["rows"] if r["metric"] == "tpot_ms")
     assert row["estimate"]["design"] == "paired" and row["estimate"]["n_base"] == 6
+    # The look saw every gated metric, decode_gpu_ms too (joined from the live servers' records by rid).
+    (look,) = verdict["sampling"]["looks"]
+    assert {m["metric"]: m["pairs"] for m in look["metrics"]} == {"tpot_ms": 6, "ttft_ms": 6, "decode_gpu_ms": 6}
