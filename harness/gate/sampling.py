@@ -19,7 +19,7 @@ from harness.gate.coresident import PairedPlan, run_paired
 from harness.gate.errors import GateInputError
 from harness.gate.interleave import InterleavePlan, harness_run_side, machine_lock, run_rounds
 from harness.gate.load import load_side
-from harness.gate.memfit import MEM_FLAG, Fit, alone_fraction, combine, decide_fit, probe_devices, uses_gpu
+from harness.gate.memfit import Fit, alone_fraction, combine, decide_fit, probe_devices, uses_gpu
 from harness.gate.sequential import Look, LookPlan, MetricLook, Sampling, decided, needed_samples
 from harness.gate.verdicts import Row
 from harness.measure.warmup import WarmupPolicy
@@ -64,7 +64,7 @@ def produce(plan: SamplingPlan, config: GateConfig) -> tuple[Path, Path, Samplin
         design, reason = ("paired", fit.reason) if fit.paired else ("alternating", fit.reason)
     plan = replace(plan, rounds=plan.rounds or (PAIRED_ROUNDS if design == "paired" else ALTERNATING_ROUNDS))
     if design == "paired":
-        extra = (MEM_FLAG, f"{fit.mem_fraction_static:.2f}") if fit and fit.mem_fraction_static else ()
+        extra = fit.server_args() if fit else ()
         paired = PairedPlan(scenarios=plan.scenarios, base_cmd=plan.base_cmd, head_cmd=plan.head_cmd,
                             rounds=plan.rounds, requests=plan.requests, warmups=plan.warmups, target=plan.target,
                             out=plan.out, order=plan.order, pinning=plan.pinning, budget_s=plan.budget_s,
@@ -149,7 +149,9 @@ def _more_rounds(step: list[Look], plan: SamplingPlan, number: int, round_s: flo
     if number >= plan.looks.max_looks:
         return f"stop: all {plan.looks.max_looks} looks taken", 0
     wanted = max(((m.needed or 0) - m.pairs for look in undecided for m in look.metrics), default=0)
-    more = min(max(1, math.ceil(wanted / max(plan.requests, 1))), int(left_s / max(round_s, 1e-3)))
+    # At most as many rounds as the first look had, so the later looks still have budget to spend.
+    cap = plan.rounds or ALTERNATING_ROUNDS
+    more = min(max(1, math.ceil(wanted / max(plan.requests, 1))), cap, int(left_s / max(round_s, 1e-3)))
     if not more:
         return f"stop: budget ({left_s:.0f} s left, {round_s:.0f} s a round)", 0
-    return f"{more} more rounds", more
+    return f"{more} more round{'s' if more > 1 else ''}", more

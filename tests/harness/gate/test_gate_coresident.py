@@ -108,3 +108,19 @@ def test_two_reference_engines_co_resident(tmp_path: Path) -> None:
     # The look saw every gated metric, decode_gpu_ms too (joined from the live servers' records by rid).
     (look,) = verdict["sampling"]["looks"]
     assert {m["metric"]: m["pairs"] for m in look["metrics"]} == {"tpot_ms": 6, "ttft_ms": 6, "decode_gpu_ms": 6}
+
+
+def test_alternating_design_with_a_budget_adds_rounds_between_looks(tmp_path: Path) -> None:
+    config = tmp_path / "never.toml"
+    config.write_text("[metrics.tpot_ms]\nthreshold = 0.01\nmax_ci_width = 1e-6\n", encoding="utf-8")
+    out = tmp_path / "gate"
+    code = main(["--design", "alternating", "--base-cmd", _fake(), "--head-cmd", _fake(), "--rounds", "1",
+                 "--requests", "8", "--warmups", "0", "--budget", "600", "--max-looks", "2", "--config", str(config),
+                 "--out", str(out), "--no-plots", "baseline"])
+    assert code == 3
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["design"] == "alternating"
+    assert [(k["number"], k["start_pairs"], k["pairs"], k["action"]) for k in verdict["sampling"]["looks"]] == [
+        (1, 1, 8, "1 more round"), (2, 2, 16, "stop: all 2 looks taken")]
+    assert sorted(p.name for p in (out / "runs" / "head").iterdir()) == ["round-00", "round-01"]
+    assert "pairing" not in _result(out, "base", 1)  # alternating results are not paired
