@@ -28,7 +28,7 @@ import numpy as np
 
 from harness.gate.config import load_config
 from harness.gate.coresident import PairedPlan, open_start_pair
-from harness.gate.memfit import MEM_FLAG, paired_fraction
+from harness.gate.memfit import KV_TOKENS_FLAG, PAIRED_KV_TOKENS
 from harness.gate.paired_calibration import (
     PairedPool,
     PairedRate,
@@ -79,7 +79,7 @@ def collect(plan: CollectPlan) -> Path:
     commands = {side: ("env", f"HARNESS_INJECT_DELAY_FILE={path}", *plan.cmd) for side, path in files.items()}
     # On a GPU both servers get the share the gate would give them (harness.gate.memfit).
     alone = dict(load_scenario(plan.scenario).server_args).get("mem_fraction_static")
-    extra = (MEM_FLAG, f"{paired_fraction(float(alone)):.2f}") if plan.target == "sglang" and alone else ()
+    extra = (KV_TOKENS_FLAG, str(PAIRED_KV_TOKENS)) if plan.target == "sglang" and alone else ()
     paired = PairedPlan(scenarios=(plan.scenario,), base_cmd=commands["base"], head_cmd=commands["head"],
                         rounds=1, requests=plan.aa_pairs, warmups=parse_warmups(plan.warmups),
                         target=plan.target, out=plan.out / "runs", extra_server_args=extra)

@@ -20,6 +20,12 @@ from harness.scenarios.catalog import Scenario
 GIB = 1 << 30
 MIN_SHARE = 0.05  # below this a server's KV pool holds almost nothing
 MEM_FLAG = "--mem-fraction-static"
+# Two sglang servers started together race: one's KV pool may be allocated between the other's
+# "free before the weights" reading and its KV sizing, which then leaves it nothing (seen on an H200:
+# "Loaded weights leave no GPU memory for the KV cache under --mem-fraction-static=0.16"). So each
+# keeps its own fraction and caps its pool in tokens instead: whichever sizes last still sees room.
+KV_TOKENS_FLAG = "--max-total-tokens"
+PAIRED_KV_TOKENS = 65536
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,11 @@ class Fit:
 
     paired: bool
     reason: str
-    mem_fraction_static: float | None = None  # appended to both servers' flags; None: nothing to pass
+    mem_fraction_static: float | None = None  # the share of free memory each server may take; None: no GPU
+
+    def server_args(self) -> tuple[str, ...]:
+        """Flags appended to both servers: a KV pool cap in tokens (see PAIRED_KV_TOKENS)."""
+        return (KV_TOKENS_FLAG, str(PAIRED_KV_TOKENS)) if self.paired and self.mem_fraction_static else ()
 
 
 def decide_fit(*, uses_gpu: bool, gpus_needed: int, min_gpu_memory_gib: float, alone: float,
@@ -62,7 +72,8 @@ def decide_fit(*, uses_gpu: bool, gpus_needed: int, min_gpu_memory_gib: float, a
                               f"{min_gpu_memory_gib:g} GiB: alternating server starts instead")
         shares.append(share)
     share = min(shares)
-    return Fit(True, f"two servers per GPU, {MEM_FLAG} {share:.2f} each (alone: {alone:.3f}; "
+    return Fit(True, f"two servers per GPU, {KV_TOKENS_FLAG} {PAIRED_KV_TOKENS} each (room for {MEM_FLAG} "
+                     f"{share:.2f} each; alone: {alone:.3f}; "
                      f"GPU {used[0].index}: {used[0].free_bytes / GIB:.1f} of {used[0].total_bytes / GIB:.1f} "
                      f"GiB free)", share)
 

@@ -25,13 +25,13 @@ if [ "$mode" = calib-gpu ] && [ ! -f "$site/.batches/.compiled" ]; then
   # Import time of sglang's server module before any bytecode exists (what every start paid before).
   t0=$(date +%s.%N)
   PYTHONPATH="$site:$root" PYTHONDONTWRITEBYTECODE=1 python3 -c "import sglang.srt.entrypoints.http_server" >/dev/null 2>&1
-  echo "# import sglang.srt.entrypoints.http_server without bytecode: $(echo "$(date +%s.%N) - $t0" | bc) s" >> "$log"
+  echo "# import sglang.srt.entrypoints.http_server without bytecode: $(python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),1))" $t0) s" >> "$log"
 fi
 WHEELHOUSE_BATCHES=${WHEELHOUSE_BATCHES:-4} . scripts/gpu/warm-site.sh gate-sitting "${2:-}" || exit $?
 echo "# bytecode compile: $(cat "$site/.batches/.compiled" 2>/dev/null || echo off) s" >> "$log"
 t0=$(date +%s.%N)
 python3 -c "import sglang.srt.entrypoints.http_server" >/dev/null 2>&1
-echo "# import sglang.srt.entrypoints.http_server with bytecode: $(echo "$(date +%s.%N) - $t0" | bc) s" >> "$log"
+echo "# import sglang.srt.entrypoints.http_server with bytecode: $(python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),1))" $t0) s" >> "$log"
 export HARNESS_CACHE_DIR=${HARNESS_CACHE_DIR:-/tmp/harness-cache}
 server="python3 -m sglang.launch_server --sampling-backend pytorch"
 scenario=bench/evidence/sglang-paired-calibration.toml
@@ -56,7 +56,7 @@ case "$mode" in
       --head-cmd "$server" --budget "${GATE_BUDGET_S:-240}" --out "$dir/report" "$scenario" ;;
   gate-real)
     run timeout -k 10 "${GATE_TIMEOUT_S:-300}" python3 -m harness gate --target sglang --base-cmd "$server" \
-      --head-cmd "python3 -m sglang.launch_server --sampling-backend flashinfer" --budget "${GATE_BUDGET_S:-240}" \
+      --head-cmd "${HEAD_CMD:-python3 -m sglang.launch_server --sampling-backend flashinfer}" --budget "${GATE_BUDGET_S:-240}" \
       --out "$dir/report" "$scenario" ;;
   *) echo "gate-sitting: unknown mode $mode" >&2; exit 2 ;;
 esac

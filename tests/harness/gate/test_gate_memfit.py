@@ -34,6 +34,8 @@ def test_an_empty_h200_takes_two_servers_that_together_take_what_one_took() -> N
     # sglang takes f of what is free when it starts: f + f (1 - f) = 0.929 gives f = 1 - sqrt(0.071) = 0.733.
     assert fit.paired and fit.mem_fraction_static == 0.73
     assert "--mem-fraction-static 0.73 each" in fit.reason
+    # What is passed is a KV pool cap: two servers started together race for the free memory.
+    assert fit.server_args() == ("--max-total-tokens", "65536")
     # The GPU-suite fraction: 0.3 alone -> 0.16 each (15.6% + 13.2% of the free memory).
     assert paired_fraction(0.3) == 0.16
 
