@@ -45,5 +45,5 @@ def test_a_busy_gpu_falls_back_to_alternating_and_says_why(tmp_path: Path, monke
 def test_an_empty_gpu_takes_both_servers_with_a_memory_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     verdict = _gate(tmp_path, monkeypatch, free_gib=139.0)
     assert verdict["design"] == "paired"
-    assert verdict["sampling"]["design_reason"].startswith("two servers per GPU, --mem-fraction-static 0.73 each")
+    assert verdict["sampling"]["design_reason"].startswith("two servers per GPU, --max-total-tokens 65536 each (room for --mem-fraction-static 0.73 each")
     assert not (tmp_path / "gate" / "runs" / "base" / "round-01").exists()  # one server pair
