@@ -21,7 +21,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,8 @@ def collect(plan: CollectPlan) -> Path:
         path.write_text("off\n")
     commands = {side: ("env", f"HARNESS_INJECT_DELAY_FILE={path}", *plan.cmd) for side, path in files.items()}
     # On a GPU both servers get the share the gate would give them (harness.gate.memfit).
-    alone = dict(load_scenario(plan.scenario).server_args).get("mem_fraction_static")
+    scenario = load_scenario(plan.scenario)
+    alone = dict(scenario.server_args).get("mem_fraction_static")
     extra = (KV_TOKENS_FLAG, str(PAIRED_KV_TOKENS)) if plan.target == "sglang" and alone else ()
     paired = PairedPlan(scenarios=(plan.scenario,), base_cmd=commands["base"], head_cmd=commands["head"],
                         rounds=1, requests=plan.aa_pairs, warmups=parse_warmups(plan.warmups),
@@ -101,7 +102,7 @@ def collect(plan: CollectPlan) -> Path:
         files["head"].write_text("off\n")
         seconds_per_pair = live.pair_s
         setup_s = live.setup_s
-    results = {side: json.loads((plan.out / "runs" / side / "round-00" / _scenario_name(plan) / "result.json")
+    results = {side: json.loads((plan.out / "runs" / side / "round-00" / scenario.name / "result.json")
                                 .read_text()) for side in ("base", "head")}
     pools = [_pool(segment, results) for segment in segments]
     path = plan.out / "pools.json"
@@ -110,10 +111,6 @@ def collect(plan: CollectPlan) -> Path:
                       "wall_s": time.monotonic() - started, "base_tpot_ms": tpot_us / 1000,
                       "pools": [_pool_json(p, s) for p, s in zip(pools, segments, strict=True)]})
     return path
-
-
-def _scenario_name(plan: CollectPlan) -> str:
-    return load_scenario(plan.scenario).name
 
 
 def _pool(segment: Segment, results: dict[str, dict]) -> PairedPool:
@@ -189,8 +186,6 @@ def evaluate(paths: Sequence[Path], out: Path, pair_counts: tuple[int, ...], tri
 
 
 def _tagged(rate: PairedRate, k: int) -> PairedRate:
-    from dataclasses import replace
-
     return replace(rate, label=f"{rate.label} (pair {k + 1})")
 
 
