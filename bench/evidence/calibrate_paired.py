@@ -39,6 +39,7 @@ from harness.gate.paired_calibration import (
 )
 from harness.measure.warmup import parse_warmups
 from harness.scenarios.catalog import load_scenario
+from harness.serve.affinity import parse_pinning
 from harness.store.results import atomic_write_json as write_json
 
 METRICS = ("tpot_ms", "decode_gpu_ms", "ttft_ms")
@@ -68,6 +69,7 @@ class CollectPlan:
     aa_pairs: int
     level_pairs: int
     warmups: str
+    pin: str = "none"
 
 
 def collect(plan: CollectPlan) -> Path:
@@ -83,7 +85,8 @@ def collect(plan: CollectPlan) -> Path:
     extra = (KV_TOKENS_FLAG, str(PAIRED_KV_TOKENS)) if plan.target == "sglang" and alone else ()
     paired = PairedPlan(scenarios=(plan.scenario,), base_cmd=commands["base"], head_cmd=commands["head"],
                         rounds=1, requests=plan.aa_pairs, warmups=parse_warmups(plan.warmups),
-                        target=plan.target, out=plan.out / "runs", extra_server_args=extra)
+                        target=plan.target, out=plan.out / "runs", extra_server_args=extra,
+                        pinning=parse_pinning(plan.pin))
     started = time.monotonic()
     with open_start_pair(paired, load_config()) as live:
         segments = [Segment("aa", 0.0, 0, 0, plan.aa_pairs)]
@@ -106,8 +109,8 @@ def collect(plan: CollectPlan) -> Path:
                                 .read_text()) for side in ("base", "head")}
     pools = [_pool(segment, results) for segment in segments]
     path = plan.out / "pools.json"
-    write_json(path, {"schema_version": 1, "design": "paired", "cmd": list(plan.cmd), "target": plan.target,
-                      "scenario": plan.scenario, "seconds_per_pair": seconds_per_pair, "setup_s": setup_s,
+    write_json(path, {"schema_version": 1, "design": "paired", "pin": plan.pin, "cmd": list(plan.cmd),
+                      "target": plan.target, "scenario": plan.scenario, "seconds_per_pair": seconds_per_pair, "setup_s": setup_s,
                       "wall_s": time.monotonic() - started, "base_tpot_ms": tpot_us / 1000,
                       "pools": [_pool_json(p, s) for p, s in zip(pools, segments, strict=True)]})
     return path
@@ -233,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--aa-pairs", type=int, default=200)
     c.add_argument("--level-pairs", type=int, default=100)
     c.add_argument("--warmups", default="5")
+    c.add_argument("--pin", default="none", help="as harness gate --pin (the two servers split the server cores)")
     e = sub.add_parser("evaluate")
     e.add_argument("pools", nargs="+", type=Path)
     e.add_argument("--out", type=Path, required=True)
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "collect":
         path = collect(CollectPlan(args.out, tuple(shlex.split(args.cmd)), args.target, args.scenario, args.levels,
-                                   args.aa_pairs, args.level_pairs, args.warmups))
+                                   args.aa_pairs, args.level_pairs, args.warmups, args.pin))
         print(path)
         return 0
     counts = tuple(int(x) for x in args.pair_counts.split(","))

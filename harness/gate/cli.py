@@ -133,6 +133,8 @@ def _produce(args: argparse.Namespace, config: GateConfig, looks: LookPlan) -> t
         raise GateInputError("--base-cmd/--head-cmd need at least one SCENARIO")
     try:
         pinning = parse_pinning(args.pin)
+        if args.design == "paired":
+            pinning.share(1, 2)  # two co-resident servers split the server cores: say now if they cannot
     except AffinityError as exc:
         raise GateInputError(str(exc)) from exc
     try:

@@ -232,7 +232,7 @@ class _LiveStartPair:
             self.threads.append(thread)
             thread.start()
         try:
-            self.turns.wait_batch()
+            self.turns.wait_batch(self.owner.deadline)
         except BaseException:  # e.g. Ctrl-C while waiting: both sides still stop their servers
             self.__exit__(None, None, None)
             raise
@@ -249,7 +249,7 @@ class _LiveStartPair:
 
     def extend(self, pairs: int) -> None:
         self.turns.extend(pairs)
-        self.turns.wait_batch()
+        self.turns.wait_batch(self.owner.deadline)
         self.pair_s = _pair_seconds(self.turns, pairs) or self.pair_s
 
     def snapshot(self) -> StartPair:
@@ -282,7 +282,8 @@ class _LiveStartPair:
         config = RunConfig(out_dir=run_dir, scenarios=(self.owner.scenario.name,), target=plan.target,
                            requests=self.turns.planned, warmups=plan.warmups,
                            launcher=plan.base_cmd if side == "base" else plan.head_cmd, port=port,
-                           progress=False, pinning=plan.pinning, lock_held=True,
+                           progress=False, pinning=plan.pinning.share(SIDES.index(side), len(SIDES)),
+                           lock_held=True,
                            extra_server_args=plan.extra_server_args)
         try:
             result, _ = run_scenario_on(self.owner.scenario, config, run_dir, self.owner.host, NoProgress(),

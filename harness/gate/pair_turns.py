@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from harness.measure.turns import MEASURE
 
 SIDES = ("base", "head")
 _WAIT_S = 0.5  # re-check interval while waiting (a KeyboardInterrupt in the main thread gets through)
+MIN_CUT_PAIRS = 8  # a batch cut at the deadline still gives the look this many pairs
 
 
 def pair_order(k: int, order: str) -> tuple[str, str]:
@@ -44,6 +46,7 @@ class PairTurns:
         self._finished = False
         self._holder: str | None = None
         self._done = dict.fromkeys(SIDES, 0)         # measured requests finished per side
+        self._started = dict.fromkeys(SIDES, 0)      # measured requests sent per side
         self._measuring = dict.fromkeys(SIDES, False)  # past warm-up: asked for measured request 0
         self._left: set[str] = set()
         self._samples: dict[str, list[RequestSample]] = {side: [] for side in SIDES}
@@ -59,11 +62,23 @@ class PairTurns:
     def planned(self) -> int:
         return self._planned
 
-    def wait_batch(self) -> None:
-        """Block until both sides finished the planned pairs (or left)."""
+    def wait_batch(self, deadline: float | None = None) -> bool:
+        """Block until both sides finished the planned pairs (or left); True if the batch was cut short.
+
+        Past `deadline` (time.monotonic) the batch is cut to the pairs already begun (at least
+        MIN_CUT_PAIRS), so a slow side (e.g. an eager head) cannot outrun the gate's time budget.
+        """
+        cut = False
         with self._cond:
             while not all(side in self._left or self._done[side] >= self._planned for side in SIDES):
+                if not cut and deadline is not None and time.monotonic() >= deadline:
+                    cut = True
+                    begun = max(self._started.values())  # every begun pair gets its second request
+                    self._planned = min(self._planned, max(begun, MIN_CUT_PAIRS))
+                    self._cond.notify_all()
+                    continue
                 self._cond.wait(_WAIT_S)
+        return cut
 
     def extend(self, pairs: int) -> None:
         """Plan `pairs` more request pairs on the same two servers."""
@@ -100,6 +115,8 @@ class PairTurns:
                 self._cond.wait(_WAIT_S)
             if go:
                 self._holder = side
+                if kind == MEASURE:
+                    self._started[side] = index + 1
         try:
             yield go
         finally:

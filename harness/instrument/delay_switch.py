@@ -116,6 +116,11 @@ class DeviceSleep:
             return
         self._cuda._sleep(round(us * self._rate()))
 
+    def prime(self) -> None:
+        """Measure the sleep rate now (it syncs), so that it never runs inside a timed region."""
+        if self._cuda is not None:
+            self._rate()
+
     def _rate(self) -> float:
         """GPU clock cycles per microsecond of _sleep, measured once (this syncs, so only on first use)."""
         if self.cycles_per_us is None:

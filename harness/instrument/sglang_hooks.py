@@ -53,6 +53,11 @@ class Probe:
         self._timer: StepTimer | None = None
         self._device_sleep: DeviceSleep | None = None
         self._step_error: str | None = None
+        # The decode step whose forward is running, and a GPU-side delay not yet enqueued for it: the
+        # delay goes inside the step's graph replay region (or, eager, at the end of its forward).
+        self._active: Step | None = None
+        self._gpu_delay_us = 0.0
+        self._graph_replay_wrapped = False
 
     # --- writing -------------------------------------------------------------------------------
     def write(self, kind: str, **fields: Any) -> None:
@@ -123,6 +128,7 @@ class Probe:
     def decode_begin(self, runner: Any, forward_batch: Any) -> Step | None:
         """Before a forward: a decode step of real requests gets its delay and a timed region (never raises)."""
         try:
+            self._active = None  # a forward that raised never reached decode_end
             if getattr(runner, "is_draft_worker", False):
                 return None  # a speculative draft model's steps are not the request's decode steps
             rids = getattr(forward_batch, "rids", None)
@@ -139,9 +145,15 @@ class Probe:
             if self._device_sleep is None:  # the first decode step: the device is known now
                 self._device_sleep = DeviceSleep(cuda, lambda m: sys.stderr.write(f"harness probe: {m}\n"))
                 self._timer = StepTimer(self.write_lines, cuda, self.rank) if self.step_timing else None
-            step = self._timer.begin(rids, int(forward_batch.batch_size), delay) if self._timer else None
+                if cuda is not None:
+                    self._wrap_graph_replay(cuda)
             if delay is not None and delay.kind == "gpu":
-                self._device_sleep(delay.us)
+                self._device_sleep.prime()
+            step = self._timer.begin(rids, int(forward_batch.batch_size), delay) if self._timer else None
+            self._gpu_delay_us = delay.us if delay is not None and delay.kind == "gpu" else 0.0
+            self._active = step
+            if step is None and self._gpu_delay_us:  # untimed: nothing to put the delay inside
+                self._flush_gpu_delay()
             return step
         except Exception as exc:
             self._step_failed(exc)
@@ -149,10 +161,61 @@ class Probe:
 
     def decode_end(self, step: Step) -> None:
         try:
+            self._active = None
+            self._flush_gpu_delay()  # an eager forward: the delay still lands inside the forward's events
             if self._timer is not None:
                 self._timer.end(step)
         except Exception as exc:
             self._step_failed(exc)
+
+    def graph_replay_begin(self) -> Step | None:
+        """Before a CUDA graph replay: inside a timed decode step, open its graph region (never raises)."""
+        step = self._active
+        if step is None or self._timer is None:
+            return None
+        try:
+            self._timer.graph_begin(step)
+            self._flush_gpu_delay()
+        except Exception as exc:
+            self._step_failed(exc)
+            return None
+        return step
+
+    def graph_replay_end(self, step: Step) -> None:
+        try:
+            if self._timer is not None:
+                self._timer.graph_end(step)
+        except Exception as exc:
+            self._step_failed(exc)
+
+    def _flush_gpu_delay(self) -> None:
+        if self._gpu_delay_us and self._device_sleep is not None:
+            us, self._gpu_delay_us = self._gpu_delay_us, 0.0
+            self._device_sleep(us)
+
+    def _wrap_graph_replay(self, cuda: Any) -> None:
+        """Time CUDAGraph.replay inside decode steps (once per process; replays elsewhere pass through)."""
+        if self._graph_replay_wrapped:
+            return
+        self._graph_replay_wrapped = True
+        graph_cls = getattr(cuda, "CUDAGraph", None)
+        if graph_cls is None or not callable(getattr(graph_cls, "replay", None)):
+            self.write("hook_missing", target="decode_graph_replay", reason="torch.cuda has no CUDAGraph.replay")
+            return
+        original = graph_cls.replay
+
+        @functools.wraps(original)
+        def replay(graph: Any, *args: Any, **kwargs: Any) -> Any:
+            step = self.graph_replay_begin()
+            try:
+                return original(graph, *args, **kwargs)
+            finally:
+                if step is not None:
+                    self.graph_replay_end(step)
+
+        graph_cls.replay = replay
+        self.write("hook_installed", target="decode_graph_replay", module=getattr(graph_cls, "__module__", "?"),
+                   attrs=["CUDAGraph.replay"])
 
     def _step_failed(self, exc: Exception) -> None:
         message = f"harness probe: decode step timing failed ({type(exc).__name__}: {exc})\n"

@@ -27,6 +27,18 @@ class Pinning:
     def describe(self) -> dict[str, list[int] | None]:
         return {"server": _sorted(self.server), "client": _sorted(self.client)}
 
+    def share(self, index: int, count: int) -> Pinning:
+        """The `index`-th of `count` co-resident servers: its contiguous share of the server cores (the client's
+        cores unchanged), so two servers measured in turns never run on each other's cores."""
+        if self.server is None or count <= 1:
+            return self
+        cores = sorted(self.server)
+        if len(cores) < count:
+            raise AffinityError(f"--pin: {len(cores)} server cores cannot be shared by {count} servers")
+        size = len(cores) // count
+        chosen = cores[index * size:(index + 1) * size] if index < count - 1 else cores[index * size:]
+        return Pinning(frozenset(chosen), self.client)
+
     def wrap(self, argv: list[str], python: str) -> list[str]:
         """The server command, prefixed with the pinning launcher when server cores are set."""
         if self.server is None:

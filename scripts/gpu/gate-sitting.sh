@@ -6,7 +6,7 @@
 #   bash scripts/gpu/gate-sitting.sh calib-host   a second server pair: A/A, then host-side delays
 #   bash scripts/gpu/gate-sitting.sh gate-aa      the default `harness gate` A/A (paired, --budget 240), timed
 #   bash scripts/gpu/gate-sitting.sh gate-real    `harness gate` pytorch vs flashinfer sampling backend
-# Sizes: AA_PAIRS (200), LEVEL_PAIRS (100). Evidence: $OUT/<mode>.tar.gz holding <mode>/ (commands.txt with
+# Sizes: AA_PAIRS (200), LEVEL_PAIRS (100); PIN (none) is passed as --pin (co-resident servers split the cores). Evidence: $OUT/<mode>.tar.gz holding <mode>/ (commands.txt with
 # exit codes and wall times, the device, pools or gate reports, run directories); unpack into
 # results/gate/<date>-h200-sglang/ on the CPU machine.
 set -u -o pipefail
@@ -50,14 +50,14 @@ case "$mode" in
     run timeout -k 10 "${CALIB_TIMEOUT_S:-500}" python3 bench/evidence/calibrate_paired.py collect \
       --out "$dir/pools" --cmd "$server" --target sglang --scenario "$scenario" \
       --levels "$kind:0.01,$kind:0.02,$kind:0.03,$kind:0.05" --aa-pairs "${AA_PAIRS:-200}" \
-      --level-pairs "${LEVEL_PAIRS:-100}" --warmups 5 ;;
+      --level-pairs "${LEVEL_PAIRS:-100}" --warmups 5 --pin "${PIN:-none}" ;;
   gate-aa)
     run timeout -k 10 "${GATE_TIMEOUT_S:-300}" python3 -m harness gate --target sglang --base-cmd "$server" \
-      --head-cmd "$server" --budget "${GATE_BUDGET_S:-240}" --out "$dir/report" "$scenario" ;;
+      --head-cmd "$server" --budget "${GATE_BUDGET_S:-240}" --pin "${PIN:-none}" --out "$dir/report" "$scenario" ;;
   gate-real)
     run timeout -k 10 "${GATE_TIMEOUT_S:-300}" python3 -m harness gate --target sglang --base-cmd "$server" \
       --head-cmd "${HEAD_CMD:-python3 -m sglang.launch_server --sampling-backend flashinfer}" --budget "${GATE_BUDGET_S:-240}" \
-      --out "$dir/report" "$scenario" ;;
+      --pin "${PIN:-none}" --out "$dir/report" "$scenario" ;;
   *) echo "gate-sitting: unknown mode $mode" >&2; exit 2 ;;
 esac
 rc=$?

@@ -129,3 +129,21 @@ def test_a_plain_run_never_waits() -> None:
     with free.hold(WARMUP, 99) as go:
         assert go
     assert free.pairing() is None
+
+
+def test_a_batch_past_the_deadline_is_cut_to_the_pairs_begun() -> None:
+    # 1000 pairs planned, a deadline already 0.2 s away: the batch stops after the pairs begun by then
+    # (at least MIN_CUT_PAIRS), both sides finish the pair in flight, and nothing runs after the cut.
+    from harness.gate.pair_turns import MIN_CUT_PAIRS
+
+    turns = PairTurns(planned=1000, order="abba", start_pair=0)
+    recorder = Recorder()
+    threads = _start(turns, recorder, {"base": 0, "head": 0})
+    assert turns.wait_batch(deadline=time.monotonic() + 0.2) is True
+    cut_at = turns.planned
+    assert MIN_CUT_PAIRS <= cut_at < 1000
+    turns.finish()
+    for thread in threads:
+        thread.join(10)
+    assert recorder.measured() == abba_sequence(cut_at, "abba")
+    assert turns.wait_batch(deadline=time.monotonic() - 1) is False  # already complete: nothing to cut

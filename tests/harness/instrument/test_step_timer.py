@@ -132,3 +132,40 @@ def test_records_are_written_in_batches_and_at_the_next_prefill() -> None:
     timer.other()  # the next request's prefill closes the last step and writes the rest
     assert len(written) == WRITE_EVERY + 3
     assert [r["wall_ms"] is None for r in written[-3:]] == [False, False, True]
+
+
+def test_a_graph_replay_inside_the_step_is_its_device_time() -> None:
+    # The host stages inputs (0.3 ms), the graph runs 0.5 ms, the host samples (0.2 ms): device_ms is the
+    # replay alone, forward_ms the whole forward; a step without a replay keeps the forward's time.
+    cuda = _Cuda()
+    written, write = _recorder()
+    timer = StepTimer(write, cuda, rank=lambda: 3)
+    graphed = timer.begin(["a"], 1)
+    cuda.now += 0.3
+    timer.graph_begin(graphed)
+    cuda.now += 0.5
+    timer.graph_end(graphed)
+    cuda.now += 0.2
+    timer.end(graphed)
+    eager = timer.begin(["a"], 1)
+    cuda.now += 0.7
+    timer.end(eager)
+    for step in (graphed, eager):
+        for event in (*step.events, *(step.graph_events or ())):
+            event.done = True
+    timer.flush()
+    assert [(w["region"], round(w["device_ms"], 6), round(w["forward_ms"], 6)) for w in written] == [
+        ("graph_replay", 0.5, 1.0), ("forward", 0.7, 0.7)]
+    # The host part of the step is its wall time (host clock) less the replay alone, not less the forward.
+    assert abs(written[0]["host_ms"] - (written[0]["wall_ms"] - 0.5)) < 1e-5
+    # A second replay in one step (a graph split in pieces) extends the region to its end.
+    step = timer.begin(["b"], 1)
+    timer.graph_begin(step)
+    cuda.now += 0.4
+    timer.graph_end(step)
+    first_start = step.graph_events[0]
+    timer.graph_begin(step)
+    cuda.now += 0.4
+    timer.graph_end(step)
+    timer.end(step)
+    assert step.graph_events[0] is first_start and step.graph_events[1].at - first_start.at == 0.8

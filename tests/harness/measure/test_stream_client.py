@@ -42,9 +42,11 @@ def test_timings_match_the_servers_schedule(client_for, mode):
         assert sample.e2e_ms >= sample.token_times_ms[-1]
         sent = sample.meta_info["fake_send_ns"]
         assert len(sent) == 16
-        # What the client measured is what the server did: its own send times give the same TPOT
-        # (the tolerance only absorbs scheduling hiccups of a loaded machine; bench/ measures the bias).
-        assert sample.tpot_ms == pytest.approx((sent[-1] - sent[0]) / 1e6 / 15, abs=1.0)
+        # What the client measured is what the server did: the median inter-token gap the client saw is
+        # the server's own median send gap. Medians, because one scheduling hiccup of a loaded machine on
+        # the first or last token moves a mean over 15 gaps by its length / 15; bench/ measures the bias.
+        gaps = sorted((b - a) / 1e6 for a, b in itertools.pairwise(sent))
+        assert sorted(sample.itl_ms)[7] == pytest.approx(gaps[7], abs=1.0)
 
 
 @pytest.mark.parametrize(

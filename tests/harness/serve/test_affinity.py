@@ -90,3 +90,13 @@ def test_harness_run_takes_and_checks_pin(tmp_path, capsys) -> None:
         config_from_args(["--out", str(tmp_path / "b"), "--pin", "9999/"])
     assert exit_info.value.code == 2
     assert "--pin (server cores): cores 9999 are not available here" in capsys.readouterr().err
+
+
+def test_co_resident_servers_share_the_server_cores_without_overlap() -> None:
+    pinning = parse_pinning("auto", usable=USABLE)  # 16 cores: servers 0-14, client 15
+    base, head = pinning.share(0, 2), pinning.share(1, 2)
+    assert base == Pinning(frozenset(range(7)), frozenset({15}))
+    assert head == Pinning(frozenset(range(7, 15)), frozenset({15}))
+    assert Pinning().share(1, 2) == Pinning()  # nothing pinned: nothing to share
+    with pytest.raises(AffinityError, match="1 server cores cannot be shared by 2 servers"):
+        parse_pinning("2/1", usable=USABLE).share(0, 2)
