@@ -2,7 +2,7 @@
 # Run the CI suite on a fresh clone of HEAD while a busy process keeps one core at 100%.
 #   scripts/ci/stress.sh [--quiet] [--out DIR] [-- PYTEST_ARGS...]
 # --quiet runs the same fresh-clone suite without the busy process (the reference timing).
-# Writes DIR/{suite.log,summary.txt} (default: results/ci/<UTC date>-<busy|quiet>) and exits with the suite's code.
+# Writes DIR/{suite.log,summary.txt,junit.xml} (default: results/ci/<UTC date>-<busy|quiet>) and exits with the suite's code.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 busy=1
@@ -35,7 +35,8 @@ if [ "$busy" = 1 ]; then
 fi
 start=$(date +%s)
 set +e
-(cd "$clone/repo" && CI=true bash .ci/run --durations=15 -p no:cacheprovider "$@") >"$out/suite.log" 2>&1
+(cd "$clone/repo" && CI=true bash .ci/run --durations=15 -p no:cacheprovider --junitxml="$out/junit.xml" "$@") \
+  >"$out/suite.log" 2>&1
 rc=$?
 set -e
 wall=$(( $(date +%s) - start ))
@@ -47,5 +48,7 @@ wall=$(( $(date +%s) - start ))
   echo "exit code: $rc"
   echo "wall time: ${wall} s (setup of .venv included)"
   grep -E "^(=+ .*(passed|failed).* =+)$" "$out/suite.log" | tail -1 || true
+  # What each part of the suite costs: test seconds per package folder (setup and teardown included).
+  [ -f "$out/junit.xml" ] && python3 "$root/scripts/ci/parts.py" "$out/junit.xml"
 } | tee "$out/summary.txt"
 exit "$rc"
