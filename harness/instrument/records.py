@@ -21,7 +21,8 @@ Every record has: schema, kind, pid, rank, t (time.time()), plus the kind's fiel
 - capture_oom: batch_size, num_tokens, requested_bytes, free_bytes, message
 - mlp_scatter_mode: layer_id, is_sparse, mode ("SCATTERED"|"FULL"|"MOE_FULL"); optional variant
   ("ORDINARY"|"CONTEXT_PARALLEL": layer_boundary releases, whose hook is per FFN stage, layer_id null)
-- decode_step: rids (request ids in the batch), batch_size, device_ms (the forward's device time),
+- decode_step: rids (request ids in the batch), batch_size, device_ms (the device time of the step's CUDA
+  graph replay, or of its forward when none replayed), forward_ms (the forward's), region ("graph_replay"|"forward"),
   host_ms (wall_ms - device_ms, or null), clock ("cuda_event"|"host": how device_ms was measured), ts
   (time.time() at the step's start); also wall_ms (start to the next forward's start when that is a
   decode step of the same requests, else null), inject_kind ("gpu"|"host"|null), inject_us
