@@ -171,7 +171,7 @@ def _estimate(metric: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRu
     if paired_rounds(base, head):
         series = [matched_pairs(b.paired_values(metric), h.paired_values(metric)) for b, h in zip(base, head, strict=True)]
         return paired_ratio(series, resamples=config.bootstrap_resamples, confidence=config.confidence,
-                            seed=config.seed)
+                            seed=config.seed, start_sd=config.rule(metric).start_sd_for(base[0].target_kind))
     return median_ratio([r.values(metric) for r in base], [r.values(metric) for r in head],
                         resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
 

@@ -24,6 +24,13 @@ class MetricRule:
     name: str
     threshold: float
     max_ci_width: float
+    # Between-start SD of the A/A log ratio per target (thresholds.toml [metrics.<m>.start_sd]): two servers
+    # of one build sit this far apart, so no number of request pairs on one server pair shrinks the interval
+    # below it; the paired design adds it to each start pair's variance (0: not calibrated, not added).
+    start_sd: tuple[tuple[str, float], ...] = ()
+
+    def start_sd_for(self, target: str | None) -> float:
+        return dict(self.start_sd).get(target or "", 0.0)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def config_from_mapping(raw: dict[str, Any], where: str) -> GateConfig:
 def _rule(name: str, table: Any, where: str) -> MetricRule:
     if not isinstance(table, dict):
         raise GateInputError(f"{where}: metrics.{name} must be a table")
-    unknown = set(table) - {"threshold", "max_ci_width"}
+    unknown = set(table) - {"threshold", "max_ci_width", "start_sd"}
     if unknown:
         raise GateInputError(f"{where}: metrics.{name}.{sorted(unknown)[0]}: unknown key")
     if "threshold" not in table:
@@ -95,7 +102,12 @@ def _rule(name: str, table: Any, where: str) -> MetricRule:
     section = f"metrics.{name}"
     threshold = _number(table, "threshold", 0.0, where, section, low=0.0, high=10.0)
     width = _number(table, "max_ci_width", 4 * threshold, where, section, low=1e-9, high=100.0)
-    return MetricRule(name=name, threshold=threshold, max_ci_width=width)
+    sds = table.get("start_sd", {})
+    if not isinstance(sds, dict):
+        raise GateInputError(f"{where}: {section}.start_sd must be a table of target = SD (e.g. sglang = 0.05)")
+    start_sd = tuple((str(target), _number(sds, target, 0.0, where, f"{section}.start_sd", low=0.0, high=1.0))
+                     for target in sorted(sds))
+    return MetricRule(name=name, threshold=threshold, max_ci_width=width, start_sd=start_sd)
 
 
 def _number(table: dict[str, Any], key: str, default: float, where: str, section: str,

@@ -172,14 +172,16 @@ class _ScenarioRun:
             if not pairs:
                 continue  # not in the live samples: decided from the written results only
             try:
-                est = paired_ratio(series, resamples=self.config.bootstrap_resamples,
+                est = paired_ratio(series, start_sd=rule.start_sd_for(self.plan.target),
+                                   resamples=self.config.bootstrap_resamples,
                                    confidence=self.config.confidence, seed=self.config.seed)
             except ValueError as exc:
                 metrics.append(MetricLook(rule.name, "inconclusive", pairs, None, None, None, str(exc), None))
                 continue
             verdict, reason = continuous_verdict(est, rule, self.config)
             need = needed_samples(est, rule, pairs) if verdict == "inconclusive" else None
-            metrics.append(MetricLook(rule.name, verdict, pairs, est.ratio, est.ci_low, est.ci_high, reason, need))
+            metrics.append(MetricLook(rule.name, verdict, pairs, est.ratio, est.ci_low, est.ci_high, reason, need,
+                                      start_bound=est.start_bound and verdict == "inconclusive"))
         return Look(scenario=self.scenario.name, number=len(self.looks) + 1, start_pairs=len(starts),
                     pairs=max((m.pairs for m in metrics), default=0), confidence=self.config.confidence,
                     elapsed_s=time.monotonic() - self.started, seconds_per_pair=live.pair_s,

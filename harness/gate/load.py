@@ -53,6 +53,7 @@ class ScenarioRun:
     order_time: float | None  # seconds since the epoch; orders nightly runs (see docs/gate.md)
     pairing: Pairing | None = None
     pair_ids: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # metric -> samples[].pair
+    target_kind: str | None = None  # target.kind: "sglang" | "reference" (selects start_sd)
 
     def values(self, metric: str) -> np.ndarray:
         return self.samples.get(metric, np.empty(0))
@@ -143,6 +144,7 @@ def load_result(path: Path, metrics: tuple[str, ...]) -> ScenarioRun:
         order_time=_order_time(obj, target, path),
         pairing=pairing,
         pair_ids=pair_ids,
+        target_kind=_str(target, "kind", path, where="target.kind"),
     )
     # The gate's own checks above give the precise messages; the schema catches everything else.
     try:

@@ -105,8 +105,12 @@ def start_estimate(series: PairedSeries, resamples: int, rng: np.random.Generato
     return StartEstimate(float(trimmed_mean(d)), float(np.var(boot, ddof=1)), int(d.size), block)
 
 
-def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: float, seed: int) -> RatioEstimate:
-    """Ratio head/base from matched request pairs of one or more server-start pairs."""
+def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: float, seed: int,
+                 start_sd: float = 0.0) -> RatioEstimate:
+    """Ratio head/base from matched request pairs of one or more server-start pairs.
+
+    `start_sd`: the calibrated between-start SD of the log ratio (MetricRule.start_sd_for): added to a
+    single start pair's variance and a floor under the random-effects tau^2 of several."""
     for s in starts:
         if s.base.shape != s.head.shape:
             raise ValueError("paired series differ in length")
@@ -121,17 +125,18 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
     if len(per_start) == 1:
         only = per_start[0]
         df = max(1, only.pairs // only.block_length - 1)
-        half = float(stats.t.ppf(level, df)) * np.sqrt(only.variance)
+        variance = only.variance + start_sd ** 2
+        half = float(stats.t.ppf(level, df)) * np.sqrt(variance)
         centre = only.log_ratio
         low, high = centre - half, centre + half
-        if only.variance > 0:
-            p_value = float(2 * stats.t.sf(abs(centre) / np.sqrt(only.variance), df))
+        if variance > 0:
+            p_value = float(2 * stats.t.sf(abs(centre) / np.sqrt(variance), df))
         else:  # every pair the same ratio
             p_value = 1.0 if centre == 0 else 0.0
     else:
         y = np.array([s.log_ratio for s in per_start])
         v = np.array([s.variance for s in per_start])
-        centre, low, high, p_value = dersimonian_laird(y, v, confidence)
+        centre, low, high, p_value = dersimonian_laird(y, v, confidence, tau2_floor=start_sd ** 2)
     base_all = np.concatenate([s.base for s in starts])
     head_all = np.concatenate([s.head for s in starts])
     return RatioEstimate(
@@ -140,6 +145,7 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
         ratio=float(np.exp(centre)), ci_low=float(np.exp(low)), ci_high=float(np.exp(high)),
         p_value=p_value, rounds=len(per_start) if len(per_start) > 1 else 0,
         design="paired", block_length=max(s.block_length for s in per_start),
+        start_bound=start_sd ** 2 > float(np.mean([s.variance for s in per_start])),
     )
 
 

@@ -22,10 +22,15 @@ class ToDecide:
     ci_width: float
     have: int
     need: int
-    unit: str               # "request pairs" | "requests per side"
+    unit: str               # "request pairs" | "requests per side" | "server-start pairs"
     seconds: float | None   # for the samples still missing, at the measured pace
 
     def text(self) -> str:
+        if self.unit == "server-start pairs":
+            return (f"{self.scenario} {self.metric}: interval {self.ci_width:.1%} wide from {self.have} {self.unit}, "
+                    f"bounded by the between-start SD calibrated for this target (thresholds.toml start_sd): more "
+                    f"request pairs on one server pair cannot narrow it; about {self.need} {self.unit} would "
+                    f"decide if the estimate stays")
         more = self.need - self.have
         cost = f", ~{self.seconds:.0f} s more" if self.seconds is not None else ""
         return (f"{self.scenario} {self.metric}: interval {self.ci_width:.1%} wide from {self.have} {self.unit}; "
@@ -41,9 +46,14 @@ def to_decide(outcome: GateOutcome, config: GateConfig, sampling: Sampling) -> l
         est = row.estimate
         if row.verdict != "inconclusive" or row.metric not in names or est is None:
             continue
+        look = sampling.last_look(row.scenario)
+        if est.start_bound:
+            starts = max(est.rounds, 1)
+            needs.append(ToDecide(row.scenario, row.metric, est.ci_width, starts,
+                                  needed_samples(est, config.rule(row.metric), starts), "server-start pairs", None))
+            continue
         have = est.n_base
         need = max(needed_samples(est, config.rule(row.metric), have), config.min_samples)
-        look = sampling.last_look(row.scenario)
         seconds = (need - have) * look.seconds_per_pair if look and look.seconds_per_pair > 0 else None
         unit = "request pairs" if est.design == "paired" else "requests per side"
         needs.append(ToDecide(row.scenario, row.metric, est.ci_width, have, need, unit, seconds))

@@ -72,6 +72,7 @@ class MetricLook:
     ci_high: float | None
     reason: str
     needed: int | None  # inconclusive: pairs at which the interval would decide (needed_samples)
+    start_bound: bool = False  # the between-start SD dominates: only new server pairs narrow it
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,14 @@ def next_step(look: Look, at: Position) -> Step:
         return Step("stop: no --budget, one look")
     if look.number >= at.max_looks:
         return Step(f"stop: all {at.max_looks} looks taken")
+    undecided = [m for m in look.metrics if m.verdict == "inconclusive"]
     wanted = max((m.needed or 0) for m in look.metrics) - look.pairs
     floor = max(at.min_samples, at.requests // 4)
     per_pair = max(at.seconds_per_pair, 1e-3)
     room = PER_START_CAP * at.requests - at.live_pairs
+    if undecided and all(m.start_bound for m in undecided):
+        room = 0  # more pairs on these servers cannot narrow what is undecided: a new server pair can
+        wanted = floor
     if room >= floor:
         pairs = min(max(wanted, floor), room, int(at.budget_left_s / per_pair))
         if pairs >= floor:

@@ -35,6 +35,8 @@ class RatioEstimate:
     rounds: int     # round pairs combined (0: request-level bootstrap, or one paired server-start pair)
     design: str = "unpaired"  # "paired": matched request pairs (harness.gate.paired_stats)
     block_length: int = 0     # paired: moving-block bootstrap block length (largest over start pairs)
+    start_bound: bool = False  # paired: the calibrated between-start SD outweighs the within-pair noise,
+    # so more request pairs on the same servers cannot narrow the interval; more server-start pairs can
 
     @property
     def ci_width(self) -> float:
@@ -93,13 +95,16 @@ def _random_effects_interval(base: Sequence[np.ndarray], head: Sequence[np.ndarr
     return float(np.exp(low)), float(np.exp(high))
 
 
-def dersimonian_laird(y: np.ndarray, v: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
-    """Random-effects mean of estimates y with variances v: (centre, low, high, two-sided p of centre = 0)."""
+def dersimonian_laird(y: np.ndarray, v: np.ndarray, confidence: float,
+                      tau2_floor: float = 0.0) -> tuple[float, float, float, float]:
+    """Random-effects mean of estimates y with variances v: (centre, low, high, two-sided p of centre = 0).
+
+    `tau2_floor`: a between-pair variance known from calibration; tau^2 is never taken below it."""
     v = np.maximum(v, 1e-12)  # a constant round has no variance
     w = 1.0 / v
     mean_fixed = float(np.sum(w * y) / np.sum(w))
     q = float(np.sum(w * (y - mean_fixed) ** 2))
-    tau2 = max(0.0, (q - (y.size - 1)) / float(np.sum(w) - np.sum(w * w) / np.sum(w)))
+    tau2 = max(tau2_floor, (q - (y.size - 1)) / float(np.sum(w) - np.sum(w * w) / np.sum(w)))
     w_star = 1.0 / (v + tau2)
     centre = float(np.sum(w_star * y) / np.sum(w_star))
     # When the pairs clearly disagree (Cochran's Q), tau^2 itself rests on only k pairs: a Student t

@@ -117,3 +117,28 @@ def test_pairs_are_matched_by_index() -> None:
 def test_bad_series_raise(series: list[PairedSeries], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         paired_ratio(series, resamples=100, confidence=0.95, seed=0)
+
+
+def test_calibrated_start_sd_keeps_a_per_process_offset_from_a_false_alarm() -> None:
+    # Real sglang on an H200: two servers of one build sat +0.91% apart in decode_gpu_ms while one pair's
+    # own interval was a few hundredths of a percent wide (results/gate/2026-12-07-h200-sglang). Here: an
+    # A/A with a +0.9% process offset and 0.05% request noise. Without the calibrated between-start SD the
+    # interval excludes 1 by far; with start_sd 0.63% it covers 1 and says more request pairs cannot help.
+    rng = np.random.default_rng(3)
+    base = 0.267 * rng.lognormal(0.0, 0.0005, 150)
+    series = [PairedSeries(base, base * 1.009 * rng.lognormal(0.0, 0.0005, 150))]
+    naive = paired_ratio(series, resamples=500, confidence=0.95, seed=0)
+    floored = paired_ratio(series, resamples=500, confidence=0.95, seed=0, start_sd=0.0063)
+    assert naive.ci_low > 1.008 and not naive.start_bound
+    assert floored.ci_low < 1.0 < floored.ci_high and floored.start_bound
+    # Several start pairs that happen to agree (+0.9% each): the floor holds tau^2 up, so the interval
+    # narrows as 1/sqrt(3) and not to the within-pair width, and +0.9% stays short of a +1% regression.
+    agreeing = [PairedSeries(base, base * 1.009 * rng.lognormal(0.0, 0.0005, 150)) for _ in range(3)]
+    three = paired_ratio(agreeing, resamples=500, confidence=0.95, seed=0, start_sd=0.0063)
+    assert three.rounds == 3 and three.ci_width == pytest.approx(floored.ci_width / np.sqrt(3), rel=0.25)
+    assert continuous_verdict(three, CONFIG.rule("decode_gpu_ms"), CONFIG)[0] == "no_change"
+    # A real +4% change is still caught from 3 server-start pairs with the floor.
+    slower = [PairedSeries(base, base * 1.04 * (1 + 0.006 * s) * rng.lognormal(0.0, 0.0005, 150))
+              for s in (-1, 0, 1)]
+    caught = paired_ratio(slower, resamples=500, confidence=0.95, seed=0, start_sd=0.0063)
+    assert continuous_verdict(caught, CONFIG.rule("decode_gpu_ms"), CONFIG)[0] == "regression"

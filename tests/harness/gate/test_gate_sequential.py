@@ -88,3 +88,14 @@ def test_needed_samples_scales_the_width_as_one_over_sqrt_n() -> None:
 ])
 def test_next_step(look: Look, at: Position, expected: Step) -> None:
     assert next_step(look, at) == expected
+
+
+def test_a_start_bound_metric_gets_a_new_server_pair_not_more_pairs() -> None:
+    # The between-start SD dominates the undecided metric: more request pairs on the live servers cannot
+    # narrow it, so the next batch goes to a fresh server pair of max(min_samples, requests / 4) pairs.
+    bound = MetricLook("decode_gpu_ms", "inconclusive", 30, 1.0, 0.98, 1.02, "", 400, start_bound=True)
+    look = Look("baseline", 1, 1, 30, 0.9875, 10.0, 4.0, (bound,), "")
+    assert next_step(look, _at()) == Step("new server pair with 8 pairs", 8, fresh=True)
+    noisy = MetricLook("tpot_ms", "inconclusive", 30, 1.0, 0.9, 1.1, "", 90)
+    mixed = Look("baseline", 1, 1, 30, 0.9875, 10.0, 4.0, (bound, noisy), "")
+    assert next_step(mixed, _at()) == Step("extend the server pair by 30 pairs", 30)
