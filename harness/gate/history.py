@@ -26,8 +26,8 @@ from harness.gate.config import load_config
 from harness.gate.control_points import Comparison, comparison_dirs, load_comparison
 from harness.gate.errors import GateInputError
 from harness.gate.load import RESULT_FILE, ScenarioRun, load_result
-from harness.gate.report import write_atomic, write_json
 from harness.measure.changepoints import ChangePointConfig, Step, exact_changes, find_steps
+from harness.store.atomic import atomic_write_json, atomic_write_text
 
 COMMITS_FILE = "commits.txt"
 EXACT_METRICS = ("workspace_bytes",)
@@ -248,9 +248,9 @@ def write_history_report(series: list[Series], options: HistoryOptions) -> str:
             record["intervals"] = [list(i) for i in s.intervals]
         records.append(record)
     text = "\n".join(lines) + "\n"
-    write_atomic(options.out / "history.md", text)
-    write_json(options.out / "history.json", {"schema_version": 1, "beta": options.beta,
-                                              "min_size": options.min_size, "series": records})
+    atomic_write_text(options.out / "history.md", text)
+    atomic_write_json(options.out / "history.json", {"schema_version": 1, "beta": options.beta,
+                                                     "min_size": options.min_size, "series": records})
     return text
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from harness.gate.errors import GateInputError
-from harness.store.results import ResultError, read_json_object, validate
+from harness.store.result import ResultError, read_json_object
+from harness.store.results import validate
 
 RESULT_FILE = "result.json"
 OOM_OUTCOME = "oom_during_cuda_graph_capture"
