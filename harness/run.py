@@ -55,16 +55,11 @@ from harness.serve.server import (
 )
 from harness.serve.signals import InterruptGuard, mark_interrupted
 from harness.serve.signals import exit_code as interrupt_exit_code
+from harness.store.atomic import ResultWriteError
 from harness.store.manifest import MANIFEST_FILE, Manifest, now_iso
 from harness.store.report import RichProgress, explain, summary_table
-from harness.store.results import (
-    LOG_FILE,
-    RECORDS_DIR,
-    SCHEMA_VERSION,
-    ResultWriteError,
-    summarize,
-    write_result,
-)
+from harness.store.result import LOG_FILE, OOM_AT_CAPTURE, RECORDS_DIR, SCHEMA_VERSION
+from harness.store.results import summarize, write_result
 from harness.store.resume import ResumeError, plan_resume, resumed_argv
 from reference_impl.fixset import FIX_NAMES
 
@@ -448,14 +443,14 @@ def _with_recorded_oom(startup: Startup, records: list[dict[str, Any]]) -> dict[
     data = startup.to_json()
     oom = next((r for r in records if isinstance(r, dict) and r.get("kind") == "capture_oom"), None)
     data["capture"]["source"] = "log"
-    if oom is None or startup.outcome in ("ok", "oom_during_cuda_graph_capture"):
+    if oom is None or startup.outcome in ("ok", OOM_AT_CAPTURE):
         return data
     capture = data["capture"]
     capture.update(oom=True, source="instrumentation")
     for key in ("batch_size", "num_tokens", "requested_bytes", "free_bytes"):
         if isinstance(oom.get(key), int):
             capture[key] = oom[key]
-    data["outcome"] = "oom_during_cuda_graph_capture"
+    data["outcome"] = OOM_AT_CAPTURE
     data["message"] = f"OOM during CUDA graph capture at batch size {capture['batch_size']} (instrumentation)"
     return data
 

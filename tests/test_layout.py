@@ -15,11 +15,11 @@ FLOORS = {
     "harness.gate": 5, "harness.bench_serving": 5,
     "harness.run": 4,
     "harness.upstream": 3, "harness.config": 3,
-    "harness.check": 2, "harness.serve": 2,
+    "harness.check": 2, "harness.serve": 2, "harness.wheelhouse": 2,
     "harness.instrument": 1, "harness.scenarios": 1, "harness.measure": 1, "harness.store": 1,
     "harness.cli": 1, "harness.__main__": 1,
 }
-APART = ("harness.wheelhouse", "harness.sweep")
+APART = ("harness.sweep",)
 
 
 def _modules() -> list[Path]:

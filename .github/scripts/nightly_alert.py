@@ -28,7 +28,8 @@ def oracle_failures(runs: Path) -> list[str]:
     for path in sorted(runs.glob("*/result.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
         for verdict in (result.get("oracle") or {}).get("verdicts") or []:
-            if not verdict.get("passed"):
+            # passed null: not observable on this target, never a failure (harness/store/result.py's oracle_failures).
+            if verdict.get("passed") is False:
                 lines.append(f"- `{path.parent.name}`: {verdict.get('name')}: expected "
                              f"`{verdict.get('expected')}`, observed `{verdict.get('observed')}`")
     return lines

@@ -1,17 +1,24 @@
 """Read the tracked numbers out of one scenario's result.json (keys: docs/architecture.md).
 
-A scenario that did not run on this machine raises NotImplementedError (asv records a skip); a run
-that failed before producing a number raises MetricMissing (asv records a failure). Nothing is
-ever made up.
+result.json is read and its metrics derived by harness/store/result.py, the reader the gate uses too,
+so the dashboard and the gate agree (e.g. on an OOM at capture). A scenario that did not run on this
+machine raises NotImplementedError (asv records a skip); a run that failed before producing a number
+raises MetricMissing (asv records a failure). Nothing is ever made up.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-OOM_AT_CAPTURE = "oom_during_cuda_graph_capture"
+if TYPE_CHECKING:  # the same module, loaded by path below at run time
+    from harness.store.result import Result
+
+ROOT = Path(__file__).resolve().parents[2]
 # Where the nightly puts `harness sglang-check --source ... --out RUN_DIR/sglang-check` (docs/tracking.md).
 FIX_VERDICTS = Path("sglang-check") / "fixes.json"
 # Where `harness nightly` puts each scenario's paired comparison with the control build: the gate's
@@ -19,101 +26,98 @@ FIX_VERDICTS = Path("sglang-check") / "fixes.json"
 CONTROL_DIR = Path("control")
 
 
+def _store_result() -> ModuleType:
+    """harness/store/result.py (stdlib only), loaded by path: asv's per-commit environment may lack the harness."""
+    spec = importlib.util.spec_from_file_location("_harness_store_result", ROOT / "harness" / "store" / "result.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+store = _store_result()
+
+
 class MetricMissing(RuntimeError):
     """The run finished but did not produce this metric (e.g. the server crashed at startup)."""
 
 
-def load_result(run_dir: Path, scenario: str) -> dict[str, Any]:
-    """The scenario's result.json, or NotImplementedError when the harness skipped or never ran it."""
-    path = run_dir / scenario / "result.json"
+def load_result(run_dir: Path, scenario: str) -> Result:
+    """The scenario's result.json as a harness Result, or NotImplementedError when the harness skipped or never ran it."""
+    path = run_dir / scenario / store.RESULT_FILE
     if not path.is_file():
         raise NotImplementedError(f"{scenario}: no result in {run_dir} (not selected or not run)")
-    result = json.loads(path.read_text(encoding="utf-8"))
-    if result.get("status") == "skipped":
-        raise NotImplementedError(f"{scenario}: skipped: {result.get('skip_reason')}")
+    result = store.read_result(path)
+    if result.status == "skipped":
+        raise NotImplementedError(f"{scenario}: skipped: {result.skip_reason}")
     return result
 
 
-def _observed_by_server(result: dict[str, Any], metric: str) -> None:
+def _observed_by_server(result: Result, metric: str) -> None:
     """An imported bench_serving run has client latencies only: its server-side metrics are n/a, not failures."""
-    if (result.get("source") or {}).get("kind") == "bench_serving":
-        raise NotImplementedError(f"{result.get('scenario')}: {metric}: not in an imported sglang.bench_serving run")
+    if result.imported:
+        raise NotImplementedError(f"{result.scenario}: {metric}: not in an imported sglang.bench_serving run")
 
 
-def latency_median_ms(result: dict[str, Any], metric: str) -> float:
+def latency_median_ms(result: Result, metric: str) -> float:
     """summary.<metric>.median, for metric ttft_ms or tpot_ms."""
-    value = ((result.get("summary") or {}).get(metric) or {}).get("median")
+    value = result.median(metric)
     if value is None:
-        raise MetricMissing(f"{result.get('scenario')}: no summary.{metric}.median "
-                            f"(status {result.get('status')}, startup {_outcome(result)})")
+        raise MetricMissing(f"{result.scenario}: no summary.{metric}.median "
+                            f"(status {result.status}, startup {result.startup_outcome})")
     return float(value)
 
 
-def decode_gpu_ms(result: dict[str, Any]) -> float:
+def decode_gpu_ms(result: Result) -> float:
     """summary.decode_gpu_ms.median: the server's device time per decode step (median over requests)."""
     _observed_by_server(result, "decode_gpu_ms")
-    summary = result.get("summary") or {}
-    if "decode_gpu_ms" not in summary and result.get("status") == "ok":
-        raise NotImplementedError(f"{result.get('scenario')}: no summary.decode_gpu_ms (a result from before "
+    if not result.summarised("decode_gpu_ms") and result.status == "ok":
+        raise NotImplementedError(f"{result.scenario}: no summary.decode_gpu_ms (a result from before "
                                   "the decode_step records)")
-    value = (summary.get("decode_gpu_ms") or {}).get("median")
+    value = result.median("decode_gpu_ms")
     if value is None:
-        raise MetricMissing(f"{result.get('scenario')}: no summary.decode_gpu_ms.median (status "
-                            f"{result.get('status')}, startup {_outcome(result)}; no decode_step records?)")
+        raise MetricMissing(f"{result.scenario}: no summary.decode_gpu_ms.median (status "
+                            f"{result.status}, startup {result.startup_outcome}; no decode_step records?)")
     return float(value)
 
 
-def a2a_workspace_bytes(result: dict[str, Any]) -> int:
-    """The largest dispatcher_init.workspace_size_per_rank over ranks."""
+def a2a_workspace_bytes(result: Result) -> int:
+    """The largest dispatcher_init.workspace_size_per_rank over ranks (Result.workspace_bytes)."""
     _observed_by_server(result, "workspace bytes")
-    sizes = [r["workspace_size_per_rank"] for r in _records(result, "dispatcher_init")]
-    if not sizes:
-        if _outcome(result) not in ("ok", OOM_AT_CAPTURE):
-            raise MetricMissing(f"{result.get('scenario')}: startup {_outcome(result)} before the dispatcher")
-        raise NotImplementedError(f"{result.get('scenario')}: no A2A dispatcher in this configuration")
-    return int(max(sizes))
+    if result.workspace_bytes is None:
+        # The dispatcher is built before CUDA graph capture: a server that got that far had its chance.
+        if result.startup_outcome != "ok" and not result.capture_oom:
+            raise MetricMissing(f"{result.scenario}: startup {result.startup_outcome} before the dispatcher")
+        raise NotImplementedError(f"{result.scenario}: no A2A dispatcher in this configuration")
+    return int(result.workspace_bytes)
 
 
-def capture_oom(result: dict[str, Any]) -> int:
-    """1 when the server ran out of memory during CUDA graph capture, 0 when it started."""
+def capture_oom(result: Result) -> int:
+    """1 when the server ran out of memory during CUDA graph capture (Result.capture_oom), 0 when it started."""
     _observed_by_server(result, "capture OOM")
-    outcome = _outcome(result)
-    if outcome == OOM_AT_CAPTURE:
+    if result.capture_oom:
         return 1
-    if outcome == "ok":
+    if result.startup_outcome == "ok":
         return 0
-    raise MetricMissing(f"{result.get('scenario')}: startup {outcome}, neither started nor OOM at capture")
+    raise MetricMissing(f"{result.scenario}: startup {result.startup_outcome}, neither started nor OOM at capture")
 
 
-def capture_mem_bytes(result: dict[str, Any]) -> int:
+def capture_mem_bytes(result: Result) -> int:
     """Device memory taken by CUDA graph capture on the busiest rank (free before - free after)."""
     _observed_by_server(result, "capture memory")
-    per_rank: dict[int, int] = {}
-    for r in _records(result, "cuda_graph_capture"):
-        used = int(r["mem_free_before"]) - int(r["mem_free_after"])
-        per_rank[r.get("rank", 0)] = per_rank.get(r.get("rank", 0), 0) + used
-    if not per_rank:
-        raise MetricMissing(f"{result.get('scenario')}: no cuda_graph_capture records "
-                            f"(startup {_outcome(result)})")
-    return max(per_rank.values())
+    if result.capture_mem_bytes is None:
+        raise MetricMissing(f"{result.scenario}: no cuda_graph_capture records "
+                            f"(startup {result.startup_outcome})")
+    return int(result.capture_mem_bytes)
 
 
-def oracle_failures(result: dict[str, Any]) -> int:
-    """How many oracle verdicts failed."""
+def oracle_failures(result: Result) -> int:
+    """How many oracle verdicts failed (a verdict not checked in this run is not a failure)."""
     _observed_by_server(result, "oracle verdicts")
-    oracle = result.get("oracle")
-    if not oracle or oracle.get("verdicts") is None:
-        raise MetricMissing(f"{result.get('scenario')}: no oracle verdicts")
-    return sum(1 for v in oracle["verdicts"] if not v.get("passed"))
-
-
-def _outcome(result: dict[str, Any]) -> str:
-    return str((result.get("startup") or {}).get("outcome"))
-
-
-def _records(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    records = (result.get("instrumentation") or {}).get("records") or []
-    return [r for r in records if r.get("kind") == kind]
+    if result.oracle_failures is None:
+        raise MetricMissing(f"{result.scenario}: no oracle verdicts")
+    return int(result.oracle_failures)
 
 
 def fix_present(run_dir: Path, fix: str) -> int:

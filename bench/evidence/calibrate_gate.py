@@ -36,8 +36,8 @@ from harness.gate.calibration import (
 from harness.gate.config import load_config
 from harness.gate.interleave import InterleavePlan, RunSide, run_interleaved
 from harness.gate.load import load_side
-from harness.gate.report import write_atomic, write_json
 from harness.serve.affinity import parse_pinning
+from harness.store.atomic import atomic_write_json, atomic_write_text
 
 SLOWDOWNS = (0.01, 0.02, 0.03, 0.05, 0.10)
 
@@ -101,7 +101,7 @@ def _collect_one(plan: CalibrationPlan, slowdown: float, delay_us: int, run_side
 
 
 def save_pools(path: Path, pools: list[Pool]) -> None:
-    write_json(path, {"schema_version": 1, "metric": METRIC, "pools": [
+    atomic_write_json(path, {"schema_version": 1, "metric": METRIC, "pools": [
         {"slowdown": p.slowdown, "delay_us": p.delay_us, "base": [r.tolist() for r in p.base],
          "head": [r.tolist() for r in p.head]} for p in pools]})
 
@@ -138,8 +138,8 @@ def report(plan: CalibrationPlan, pools: list[Pool], rates: list[Rate], where: s
         for t in plan.thresholds:
             lines += [f"### TPOT threshold {t:.1%}", "", markdown_table(proj_rates, None, t)]
     text = "\n".join(lines)
-    write_atomic(plan.out / "calibration.md", text)
-    write_json(plan.out / "calibration.json", {
+    atomic_write_text(plan.out / "calibration.md", text)
+    atomic_write_json(plan.out / "calibration.json", {
         "schema_version": 1, "where": where, "plan": {k: str(v) if isinstance(v, Path) else v
                                                       for k, v in asdict(plan).items()},
         "base_tpot_ms": tpot, "measured_ratio": {str(p.slowdown): p.measured_ratio() for p in pools},

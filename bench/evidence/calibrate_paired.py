@@ -40,7 +40,8 @@ from harness.gate.paired_calibration import (
 from harness.measure.warmup import parse_warmups
 from harness.scenarios.catalog import load_scenario
 from harness.serve.affinity import parse_pinning
-from harness.store.results import atomic_write_json as write_json
+from harness.store.atomic import atomic_write_json as write_json
+from harness.store.result import RESULT_FILE, read_object
 
 METRICS = ("tpot_ms", "decode_gpu_ms", "ttft_ms")
 SCENARIO = Path(__file__).resolve().parent / "sglang-paired-calibration.toml"
@@ -105,8 +106,8 @@ def collect(plan: CollectPlan) -> Path:
         files["head"].write_text("off\n")
         seconds_per_pair = live.pair_s
         setup_s = live.setup_s
-    results = {side: json.loads((plan.out / "runs" / side / "round-00" / scenario.name / "result.json")
-                                .read_text()) for side in ("base", "head")}
+    results = {side: read_object(plan.out / "runs" / side / "round-00" / scenario.name / RESULT_FILE)
+               for side in ("base", "head")}
     pools = [_pool(segment, results) for segment in segments]
     path = plan.out / "pools.json"
     write_json(path, {"schema_version": 1, "design": "paired", "pin": plan.pin, "cmd": list(plan.cmd),

@@ -92,8 +92,10 @@ def run_gate(plan: EvidencePlan, name: str, head_cmd: str, expected_exit: int, r
 
 def base_tpot_ms(plan: EvidencePlan, name: str) -> float:
     """Median TPOT of the base side of gate `name` (measured under the same load as the gates)."""
-    paths = sorted((plan.out / name / "runs" / "base").glob("round-*/*/result.json"))
-    values = [s["tpot_ms"] for p in paths for s in json.loads(p.read_text())["samples"] if s.get("tpot_ms")]
+    from harness.store.result import RESULT_FILE, read_object
+
+    paths = sorted((plan.out / name / "runs" / "base").glob(f"round-*/*/{RESULT_FILE}"))
+    values = [s["tpot_ms"] for p in paths for s in read_object(p)["samples"] if s.get("tpot_ms")]
     if not values:
         raise SystemExit(f"{plan.out / name}: no base TPOT measured; see {name}.stderr.txt")
     return statistics.median(values)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.gate.report import write_atomic, write_json
+from harness.store.atomic import atomic_write_json, atomic_write_text
 
 # A chunk counts as slow when it takes this much longer than the machine's fast level (10th percentile).
 SLOW_FACTOR = 1.10
@@ -93,8 +93,8 @@ def report(plan: SteadinessPlan, s: Steadiness, where: str) -> str:
             f"| {s.fast_ms:.1f} ms | {s.median_ms:.1f} ms (x{s.median_ms / s.fast_ms:.3f}) | {s.slow_share:.1%} | "
             f"{s.longest_slow_s:.1f} s | x{s.worst_ratio:.2f} |\n")
     if plan.out is not None:
-        write_atomic(plan.out / "steadiness.md", text)
-        write_json(plan.out / "steadiness.json", {
+        atomic_write_text(plan.out / "steadiness.md", text)
+        atomic_write_json(plan.out / "steadiness.json", {
             "schema_version": 1, "where": where, "seconds": plan.seconds, "target_chunk_ms": plan.chunk_ms,
             "slow_factor": SLOW_FACTOR, "fast_ms": s.fast_ms, "median_ms": s.median_ms, "slow_share": s.slow_share,
             "longest_slow_s": s.longest_slow_s, "worst_ratio": s.worst_ratio, "chunk_ms": list(s.chunk_ms)})

@@ -19,10 +19,10 @@ import numpy as np
 from rich.console import Console
 
 from harness.config import RunConfig
-from harness.gate.report import write_atomic, write_json
 from harness.run import run_all
 from harness.scenarios.catalog import load_scenario
 from harness.serve.affinity import AffinityError, Pinning, parse_pinning
+from harness.store.atomic import atomic_write_json, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ def report(plan: NoisePlan, spreads: list[StartSpread], where: str) -> str:
         lines.append(f"| `{s.pin}` | {np.median(m):.4f} | {m.min():.4f}..{m.max():.4f} | {s.tau:.2%} | "
                      f"{s.request_cv:.2%} |")
     text = "\n".join(lines) + "\n"
-    write_atomic(plan.out / "start_noise.md", text)
-    write_json(plan.out / "start_noise.json", {
+    atomic_write_text(plan.out / "start_noise.md", text)
+    atomic_write_json(plan.out / "start_noise.json", {
         "schema_version": 1, "where": where, "scenario": plan.scenario, "requests": plan.requests,
         "engine_args": list(plan.engine_args),
         "settings": [{"pin": s.pin, "medians_ms": list(s.medians_ms), "tau": s.tau, "request_cv": s.request_cv}

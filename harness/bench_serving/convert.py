@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.store.results import SCHEMA_VERSION, read_text, summarize
+from harness.store.result import IMPORTED_KIND, SCHEMA_VERSION, read_text
+from harness.store.results import summarize
 
-SOURCE_KIND = "bench_serving"
 DETAIL_KEYS = ("input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors")
 _REQUIRED_DETAILS = ("input_lens", "output_lens", "ttfts", "itls")
 _METRICS = (("ttft_ms", "ttft"), ("tpot_ms", "tpot"), ("itl_ms", "itl"), ("e2e_ms", "e2e_latency"))
@@ -128,7 +128,7 @@ def to_result(line: Line, scenario: str, harness: dict[str, Any]) -> dict[str, A
         "instrumentation": {"records": [], "errors": []},
         "oracle": {"ok": None, "verdicts": [], "error": "no instrumentation records in a bench_serving run"},
         "source": {
-            "kind": SOURCE_KIND,
+            "kind": IMPORTED_KIND,
             "file": str(line.path),
             "line": line.number,
             "summary_from": summary_from,
@@ -144,7 +144,7 @@ def to_line(result: dict[str, Any]) -> dict[str, Any]:
     """One bench_serving JSONL object for a result: the imported line itself, or computed from samples."""
     source = result.get("source") or {}
     samples = [s for s in result.get("samples") or [] if isinstance(s, dict)]
-    if source.get("kind") == SOURCE_KIND:
+    if source.get("kind") == IMPORTED_KIND:
         fields = {k: _decode(v) for k, v in source["line_fields"].items()}
         if samples:
             fields.update(_details(samples))

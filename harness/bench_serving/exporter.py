@@ -15,7 +15,8 @@ from pathlib import Path
 
 from harness.bench_serving.convert import to_line
 from harness.store.manifest import result_paths
-from harness.store.results import ResultError, load_result
+from harness.store.result import ResultError
+from harness.store.results import load_result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 from harness.bench_serving.convert import BenchServingError, Line, read_jsonl, to_result
+from harness.store.atomic import ResultWriteError
 from harness.store.manifest import MANIFEST_FILE, Manifest
-from harness.store.results import ResultError, ResultWriteError, validate, write_result
+from harness.store.result import ResultError
+from harness.store.results import validate, write_result
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

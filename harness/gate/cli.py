@@ -15,11 +15,12 @@ from harness.gate.compare import EXIT_INFRA, GateOutcome, compare_sides
 from harness.gate.config import GateConfig, load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
-from harness.gate.report import markdown, regime_lines, verdict_json, write_atomic, write_json
+from harness.gate.report import markdown, regime_lines, verdict_json
 from harness.gate.sampling import ALTERNATING_ROUNDS, PAIRED_ROUNDS, SamplingPlan, produce
 from harness.gate.sequential import DEFAULT_MAX_LOOKS, LookPlan, Sampling
 from harness.measure.warmup import WarmupPolicy, parse_warmups
 from harness.serve.affinity import AffinityError, parse_pinning
+from harness.store.atomic import atomic_write_json, atomic_write_text
 
 # Requests per server start (docs/gate.md, Calibration): on the H200 the reference engine's per-request
 # TPOT varies by 0.2-0.7% and a 2% slowdown is caught from 60 requests per side; 150 keeps a margin
@@ -81,10 +82,10 @@ def write_report(outcome: GateOutcome, config: GateConfig, base: Side, head: Sid
     artifacts["verdict JSON"] = _link(options.out / "verdict.json", options)
     text = markdown(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts,
                     regimes=regime_lines(base, head, tuple(r.name for r in config.metrics)), sampling=sampling)
-    write_json(options.out / "verdict.json",
-               verdict_json(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts,
-                            sampling=sampling))
-    write_atomic(options.out / "gate.md", text)
+    atomic_write_json(options.out / "verdict.json",
+                      verdict_json(outcome, config, base=str(base.root), head=str(head.root), artifacts=artifacts,
+                                   sampling=sampling))
+    atomic_write_text(options.out / "gate.md", text)
     return text
 
 

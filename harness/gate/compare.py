@@ -11,6 +11,7 @@ from harness.gate.load import ScenarioRun, Side
 from harness.gate.paired_stats import matched_pairs, paired_ratio
 from harness.gate.stats import RatioEstimate, median_ratio
 from harness.gate.verdicts import Row, continuous_verdict, exact_verdict, flag_verdict, format_change
+from harness.store.result import OOM_AT_CAPTURE
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_INFRA, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 # failure.stage values that point at the harness rather than the server under test.
@@ -60,30 +61,31 @@ def compare_sides(base: Side, head: Side, config: GateConfig) -> GateOutcome:
 def compare_scenario(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...],
                      config: GateConfig) -> tuple[list[Row], list[str]]:
     """Rows for one scenario, or the problems that stop it from being compared."""
-    base_skipped = [r for r in base if r.status == "skipped"]
-    head_skipped = [r for r in head if r.status == "skipped"]
+    base_skipped = [r for r in base if r.result.status == "skipped"]
+    head_skipped = [r for r in head if r.result.status == "skipped"]
     if base_skipped or head_skipped:
         if len(base_skipped) == len(base) and len(head_skipped) == len(head):
-            reason = base_skipped[0].skip_reason or "skipped"
+            reason = base_skipped[0].result.skip_reason or "skipped"
             return [Row(name, "status", "skipped", "skipped", "skipped", "-", reason)], []
         first = (base_skipped or head_skipped)[0]
-        return [], [f"{first.path}: skipped ({first.skip_reason}) while the other side ran this scenario"]
+        return [], [f"{first.path}: skipped ({first.result.skip_reason}) while the other side ran this scenario"]
 
     # The harness failing on either side, or the base failing at all, says nothing about the PR.
-    harness_failed = [r for r in (*base, *head) if r.failure_stage in HARNESS_STAGES]
+    harness_failed = [r for r in (*base, *head) if r.result.failure_stage in HARNESS_STAGES]
     if harness_failed:
         r = harness_failed[0]
-        return [], [f"{r.path}: {r.failure_stage} failure (status {r.status}); not attributable to head"]
+        return [], [f"{r.path}: {r.result.failure_stage} failure (status {r.result.status}); not attributable to head"]
     broken_base = [r for r in base if _crashed(r)]
     if broken_base:
         r = broken_base[0]
-        return [], [f"{r.path}: base run failed (status {r.status}, startup {r.startup_outcome}); "
+        return [], [f"{r.path}: base run failed (status {r.result.status}, startup {r.result.startup_outcome}); "
                     "not attributable to head"]
     rows: list[Row] = []
     broken_head = [r for r in head if _crashed(r)]
     if broken_head:
         r = broken_head[0]
-        rows.append(Row(name, "startup", "regression", "ok", f"{r.status}/{r.failure_stage or r.startup_outcome}",
+        failed = f"{r.result.status}/{r.result.failure_stage or r.result.startup_outcome}"
+        rows.append(Row(name, "startup", "regression", "ok", failed,
                         "-", f"head failed where base ran: {r.path}"))
     rows.append(_oom_row(name, base, head))
     rows.extend(_workspace_rows(name, base, head))
@@ -95,19 +97,19 @@ def compare_scenario(name: str, base: tuple[ScenarioRun, ...], head: tuple[Scena
 
 def _crashed(run: ScenarioRun) -> bool:
     # An OOM at capture is a measured outcome (compared exactly), not a crash.
-    return run.startup_outcome in ("crash", "timeout") or (
-        run.status == "failed" and run.startup_outcome != "oom_during_cuda_graph_capture")
+    return run.result.startup_outcome in ("crash", "timeout") or (
+        run.result.status == "failed" and run.result.startup_outcome != OOM_AT_CAPTURE)
 
 
 def _oom_row(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> Row:
-    base_oom, head_oom = any(r.capture_oom for r in base), any(r.capture_oom for r in head)
+    base_oom, head_oom = any(r.result.capture_oom for r in base), any(r.result.capture_oom for r in head)
     verdict, reason = flag_verdict(base_oom, head_oom, "OOM at capture")
     return Row(name, "capture_oom", verdict, _yes(base_oom), _yes(head_oom), "-", reason)
 
 
 def _workspace_rows(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> list[Row]:
-    base_bytes = _max_or_none(r.workspace_bytes for r in base)
-    head_bytes = _max_or_none(r.workspace_bytes for r in head)
+    base_bytes = _max_or_none(r.result.workspace_bytes for r in base)
+    head_bytes = _max_or_none(r.result.workspace_bytes for r in head)
     if base_bytes is None and head_bytes is None:
         return []
     verdict, reason = exact_verdict(base_bytes, head_bytes)
@@ -117,10 +119,10 @@ def _workspace_rows(name: str, base: tuple[ScenarioRun, ...], head: tuple[Scenar
 
 def _oracle_rows(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> list[Row]:
     rows = []
-    checks = sorted({k for r in (*base, *head) for k in r.oracle_passed})
+    checks = sorted({k for r in (*base, *head) for k in r.result.oracle_passed})
     for check in checks:
-        base_seen = [r.oracle_passed[check] for r in base if check in r.oracle_passed]
-        head_seen = [r.oracle_passed[check] for r in head if check in r.oracle_passed]
+        base_seen = [r.result.oracle_passed[check] for r in base if check in r.result.oracle_passed]
+        head_seen = [r.result.oracle_passed[check] for r in head if check in r.result.oracle_passed]
         metric = f"oracle:{check}"
         if not base_seen or not head_seen:
             side = "base" if not base_seen else "head"
@@ -180,9 +182,9 @@ def paired_rounds(base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) 
     """Both sides paired, round by round from the same server-start pair."""
     if len(base) != len(head) or not base:
         return False
-    return all(b.pairing is not None and h.pairing is not None and b.pairing.side == "base"
-               and h.pairing.side == "head" and b.pairing.start_pair == h.pairing.start_pair
-               for b, h in zip(base, head, strict=True))
+    pairs = [(b.result.pairing, h.result.pairing) for b, h in zip(base, head, strict=True)]
+    return all(b is not None and h is not None and b.side == "base" and h.side == "head"
+               and b.start_pair == h.start_pair for b, h in pairs)
 
 
 def _max_or_none(values: Iterable[int | None]) -> int | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.gate.errors import GateInputError
-from harness.store.results import read_json_object
+from harness.store.result import read_json_object
 
 CONTROL_DIR = "control"          # RUN_DIR/control/<scenario>/ is the gate's --out for that scenario
 CONTROL_FILE = "control.json"    # what was compared, at which commit; marks the directory as a comparison

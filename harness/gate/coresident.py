@@ -35,7 +35,7 @@ from harness.scenarios.catalog import Scenario, ScenarioError, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host
 from harness.serve.affinity import Pinning
 from harness.store.manifest import Manifest
-from harness.store.results import RECORDS_DIR
+from harness.store.result import RECORDS_DIR
 
 
 @dataclass(frozen=True)

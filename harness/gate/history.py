@@ -25,9 +25,10 @@ from harness.gate import plots
 from harness.gate.config import load_config
 from harness.gate.control_points import Comparison, comparison_dirs, load_comparison
 from harness.gate.errors import GateInputError
-from harness.gate.load import RESULT_FILE, ScenarioRun, load_result
-from harness.gate.report import write_atomic, write_json
+from harness.gate.load import ScenarioRun, load_result
 from harness.measure.changepoints import ChangePointConfig, Step, exact_changes, find_steps
+from harness.store.atomic import atomic_write_json, atomic_write_text
+from harness.store.result import RESULT_FILE
 
 COMMITS_FILE = "commits.txt"
 EXACT_METRICS = ("workspace_bytes",)
@@ -109,8 +110,8 @@ def analyse(options: HistoryOptions) -> list[Series]:
     comparisons = load_comparisons(options.results, metrics)
     order = commit_order([*runs, *comparisons], options.commits_file or _default_commits_file(options.results))
     series = []
-    for scenario in sorted({r.scenario for r in runs} | {c.scenario for c in comparisons}):
-        mine = [r for r in runs if r.scenario == scenario and r.status == "ok"]
+    for scenario in sorted({r.result.scenario for r in runs} | {c.scenario for c in comparisons}):
+        mine = [r for r in runs if r.result.scenario == scenario and r.result.status == "ok"]
         controlled = [c for c in comparisons if c.scenario == scenario]
         for rule in rules:
             cfg = ChangePointConfig(beta=options.beta, min_size=options.min_size, min_rel_step=rule.threshold)
@@ -121,7 +122,7 @@ def analyse(options: HistoryOptions) -> list[Series]:
             ratio = _ratio_series(scenario, rule.name, controlled, order, cfg)
             if ratio is not None:
                 series.append(ratio)
-        commits, values = _per_commit(mine, order, lambda r: r.workspace_bytes)
+        commits, values = _per_commit(mine, order, lambda r: r.result.workspace_bytes)
         if commits:
             series.append(Series(scenario, "workspace_bytes", commits, values,
                                  tuple(exact_changes(np.array(values))), order_keys=tuple(order[c] for c in commits)))
@@ -211,7 +212,7 @@ def _per_commit(runs: list[ScenarioRun], order: dict[str, float],
     for run in runs:
         value = value_of(run)
         if value is not None:
-            by_commit[run.commit or ""].append(float(value))
+            by_commit[run.result.commit or ""].append(float(value))
     commits = sorted(by_commit, key=lambda c: (order[c], c))
     return tuple(commits), tuple(float(np.median(by_commit[c])) for c in commits)
 
@@ -248,9 +249,9 @@ def write_history_report(series: list[Series], options: HistoryOptions) -> str:
             record["intervals"] = [list(i) for i in s.intervals]
         records.append(record)
     text = "\n".join(lines) + "\n"
-    write_atomic(options.out / "history.md", text)
-    write_json(options.out / "history.json", {"schema_version": 1, "beta": options.beta,
-                                              "min_size": options.min_size, "series": records})
+    atomic_write_text(options.out / "history.md", text)
+    atomic_write_json(options.out / "history.json", {"schema_version": 1, "beta": options.beta,
+                                                     "min_size": options.min_size, "series": records})
     return text
 
 

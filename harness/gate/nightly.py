@@ -20,15 +20,10 @@ from typing import Any
 from harness.gate import cli as gate_cli
 from harness.gate.compare import EXIT_INCONCLUSIVE, EXIT_INFRA, EXIT_PASS, EXIT_REGRESSION
 from harness.gate.control_points import CONTROL_DIR, CONTROL_FILE, SCHEMA_VERSION, VERDICT_FILE
-from harness.gate.load import RESULT_FILE
 from harness.scenarios.catalog import ScenarioError, load_scenario
-from harness.store.results import (
-    ResultError,
-    ResultWriteError,
-    atomic_write_json,
-    read_json_object,
-    write_result,
-)
+from harness.store.atomic import ResultWriteError, atomic_write_json
+from harness.store.result import RESULT_FILE, ResultError, read_object
+from harness.store.results import write_result
 
 # Gate exits that mean "compared": the verdict is data for the nightly, not a failure of it.
 COMPARED = frozenset({EXIT_PASS, EXIT_REGRESSION, EXIT_INCONCLUSIVE})
@@ -146,7 +141,8 @@ def record_comparison(run_dir: Path, scenario: str, gate_out: Path, night: Night
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    return read_json_object(path, ResultError, what="result file") if path.is_file() else None
+    # The same reading as every result.json (older versions upgraded); the copy is written at the current one.
+    return read_object(path) if path.is_file() else None
 
 
 def _version(result: dict[str, Any] | None) -> str | None:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from harness.gate.compare import GateOutcome
@@ -95,19 +91,6 @@ def regime_lines(base: Side, head: Side, metrics: Sequence[str]) -> list[str]:
             if found:
                 lines.append(f"{scenario}, {label}: " + "; ".join(found))
     return lines
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file + rename, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _cell(text: str) -> str:

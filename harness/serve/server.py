@@ -63,7 +63,7 @@ class LaunchSpec:
 
 @dataclass(frozen=True)
 class Startup:
-    """How startup ended: outcome (ok|oom_during_cuda_graph_capture|crash|timeout) and the evidence."""
+    """How startup ended: outcome (one of harness.store.result.STARTUP_OUTCOMES) and the evidence."""
 
     outcome: str
     message: str

@@ -15,8 +15,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.store.result import OOM_AT_CAPTURE
+
 FATAL_MARKER = "Scheduler hit an exception"
-OUTCOMES = ("ok", "oom_during_cuda_graph_capture", "crash", "timeout")
 
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "MB": 10**6,
           "GB": 10**9, "TB": 10**12}
@@ -81,7 +82,7 @@ class CaptureInfo:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A failed startup's outcome (one of OUTCOMES) and a one-line reason."""
+    """A failed startup's outcome (one of harness.store.result.STARTUP_OUTCOMES) and a one-line reason."""
 
     outcome: str
     message: str
@@ -162,7 +163,7 @@ def diagnose(log: str, returncode: int | None, timed_out: bool, timeout_s: float
             sizes = f": tried to allocate {capture.requested_bytes / 2**20:.2f} MiB"
             if capture.free_bytes is not None:
                 sizes += f", {capture.free_bytes / 2**20:.2f} MiB free"
-        return Diagnosis("oom_during_cuda_graph_capture", f"OOM during CUDA graph capture at {where}{sizes}")
+        return Diagnosis(OOM_AT_CAPTURE, f"OOM during CUDA graph capture at {where}{sizes}")
     exception = last_exception_line(log) or last_line(log)
     if returncode is not None or FATAL_MARKER in log:
         how = f"exited with code {returncode}" if returncode is not None else f"logged '{FATAL_MARKER}'"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.store.results import RESULT_FILE, ResultError, atomic_write_json
+from harness.store.atomic import atomic_write_json
+from harness.store.result import RESULT_FILE, ResultError
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1

@@ -1,13 +1,9 @@
-"""Result store: summary statistics, schema validation, atomic JSON writes, loading with clear errors."""
+"""Result store: summary statistics, schema validation, and result.json written and loaded whole."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import math
-import os
-import secrets
 import statistics
 from collections.abc import Iterable
 from functools import cache
@@ -17,22 +13,10 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from harness.store.testhook import hold
+from harness.store.atomic import atomic_write_json
+from harness.store.result import RESULT_FILE, Result, ResultError, read_object
 
-SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parents[1] / "schema" / "result.schema.json"
-RESULT_FILE = "result.json"
-LOG_FILE = "server.log"
-RECORDS_DIR = "records"
-STATUSES = ("ok", "skipped", "failed")
-
-
-class ResultError(ValueError):
-    """A result file that cannot be read or does not match the schema; the message names the file."""
-
-
-class ResultWriteError(OSError):
-    """A result or manifest could not be written (disk full, file size limit, ...); the earlier file is intact."""
 
 
 def summarize(values: Iterable[float | None]) -> dict[str, float | int | None]:
@@ -65,84 +49,20 @@ def validate(result: dict[str, Any], source: str = "result") -> None:
         raise ResultError(f"{source}: {where}: {error.message}")
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same directory, fsync it, rename over `path`, fsync the dir.
-
-    A crash or a full disk leaves either the old file or the new one, never a torn file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=_jsonable) + "\n"
-    tmp_name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as for any file the user writes (mkstemp: 0600).
-    try:
-        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        hold(f"write:{path.name}")
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise _write_error(path, exc) from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _write_error(path: Path, exc: OSError) -> ResultWriteError:
-    why = {errno.ENOSPC: "disk full (ENOSPC)", errno.EDQUOT: "disk quota exceeded (EDQUOT)",
-           errno.EFBIG: "file size limit exceeded (EFBIG)"}.get(exc.errno or 0, exc.strerror or str(exc))
-    kept = "the earlier file is kept unchanged" if path.exists() else "nothing was written"
-    error = ResultWriteError(f"{path}: cannot write: {why}; {kept}")
-    error.errno = exc.errno
-    return error
-
-
 def write_result(scenario_dir: Path, result: dict[str, Any]) -> Path:
     """Validate then atomically write `scenario_dir/result.json`."""
     result = _finite(result)
-    validate(result, source=str(scenario_dir / RESULT_FILE))
     path = scenario_dir / RESULT_FILE
+    validate(result, source=str(path))
+    # What the store writes, every reader (gate, asv) can read: the typed reader checks it before the write.
+    Result.from_json(result, str(path))
     atomic_write_json(path, result)
     return path
 
 
-def read_text(path: Path, error: type[Exception], *, what: str = "file", prefix: str = "") -> str:
-    """The UTF-8 text of `path`; a missing or unreadable file is one `error` line naming it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{prefix}{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{prefix}{path}: cannot read: {exc}") from None
-
-
-def read_json_object(path: Path, error: type[Exception], *, what: str = "file", prefix: str = "") -> dict[str, Any]:
-    """Read one JSON object from `path`; each problem is one `error` line naming the file."""
-    text = read_text(path, error, what=what, prefix=prefix)
-    if not text.strip():
-        raise error(f"{prefix}{path}: empty {what}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{prefix}{path}: not valid JSON (truncated or corrupt?): {exc}") from None
-    if not isinstance(data, dict):
-        raise error(f"{prefix}{path}: expected a JSON object")
-    return data
-
-
 def load_result(path: Path) -> dict[str, Any]:
-    """Read and validate a result.json; any problem is one ResultError line naming the file."""
-    data = read_json_object(path, ResultError, what="result file")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ResultError(f"{path}: schema_version {data.get('schema_version')!r}, this harness reads {SCHEMA_VERSION}")
+    """Read (older schema versions upgraded in memory) and validate a result.json; problems are one ResultError line."""
+    data = read_object(path)
     validate(data, source=str(path))
     return data
 
@@ -156,22 +76,3 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "to_json"):
-        return value.to_json()
-    raise TypeError(f"cannot store {type(value).__name__} in a result")
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -17,7 +17,8 @@ from typing import Any
 import psutil
 
 from harness.store.manifest import MANIFEST_FILE, Manifest
-from harness.store.results import RESULT_FILE, ResultError, load_result, read_json_object
+from harness.store.result import RESULT_FILE, ResultError, read_json_object
+from harness.store.results import load_result
 
 ATTEMPTS_DIR = ".attempts"
 

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from harness.store.manifest import result_paths
 from harness.store.report import explain, summary_table
-from harness.store.results import ResultError, load_result
+from harness.store.result import ResultError
+from harness.store.results import load_result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 With `HARNESS_TEST_HOLD=POINT` and `HARNESS_TEST_HOLD_FILE=PATH` in its environment, the harness writes
 its pid to PATH on reaching POINT and sleeps (at most `_HOLD_S`), then goes on. Unset, it does nothing.
-Points: `write:<file name>` (harness/store/results.py: the temp file is written and fsynced, not yet renamed).
+Points: `write:<file name>` (harness/store/atomic.py: the temp file is written and fsynced, not yet renamed).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.store.manifest import result_paths
-from harness.store.results import ResultError, load_result
+from harness.store.result import ResultError
+from harness.store.results import load_result
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from harness.store.atomic import atomic_write_text
 from harness.wheelhouse.batches import split_batches
 from harness.wheelhouse.config import WheelhouseConfig
 from harness.wheelhouse.download import PipSource
@@ -83,9 +84,7 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
         "skipped": [dict(zip(("name", "reason", "required_by"), t, strict=True)) for t in resolution.skipped],
         "extra_requirements": list(config.extra_requirements), "notes": list(resolution.notes),
     }
-    tmp = config.out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, config.out / MANIFEST)
+    atomic_write_text(config.out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

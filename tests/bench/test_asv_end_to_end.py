@@ -317,7 +317,7 @@ def test_nightly_record_mode_reads_a_finished_run_directory_and_runs_nothing(tmp
     runs = tmp_path / "runs" / commit
     (runs / A2A).mkdir(parents=True)
     (runs / A2A / "result.json").write_text(json.dumps({
-        "scenario": A2A, "status": "ok", "startup": {"outcome": "ok"},
+        "schema_version": 1, "scenario": A2A, "status": "ok", "startup": {"outcome": "ok"},
         "summary": {"ttft_ms": {"median": 41.5}, "tpot_ms": {"median": 3.25}},
         "instrumentation": {"records": [{"kind": "dispatcher_init", "rank": 0, "workspace_size_per_rank": 471531904},
                                         {"kind": "cuda_graph_capture", "rank": 0, "mem_free_before": 9000,

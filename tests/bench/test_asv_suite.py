@@ -64,7 +64,12 @@ def test_per_commit_virtualenv_runs_sglang_from_that_environment() -> None:
 
 def write(run: Path, scenario: str, result: dict[str, Any]) -> None:
     (run / scenario).mkdir(parents=True)
-    (run / scenario / "result.json").write_text(json.dumps({"scenario": scenario, **result}))
+    (run / scenario / "result.json").write_text(json.dumps({"schema_version": 1, "scenario": scenario, **result}))
+
+
+def typed(obj: dict[str, Any]) -> Any:
+    """An in-memory result object read the way a result.json is (harness/store/result.py)."""
+    return readout.store.Result.from_json({"schema_version": 1, **obj})
 
 
 def test_readout_of_a_started_run(tmp_path: Path) -> None:
@@ -109,24 +114,24 @@ def test_skipped_missing_and_dispatcherless_scenarios_skip(tmp_path: Path) -> No
     with pytest.raises(NotImplementedError, match="no A2A dispatcher"):
         readout.a2a_workspace_bytes(readout.load_result(tmp_path, "d"))
     with pytest.raises(readout.MetricMissing):
-        readout.capture_oom({"scenario": "c", "startup": {"outcome": "crash"}})
+        readout.capture_oom(typed({"scenario": "c", "status": "failed", "startup": {"outcome": "crash"}}))
 
 
 def test_decode_gpu_ms_reads_out_or_says_why_not() -> None:
     stat = {"median": 0.9012, "p90": 0.91, "p99": 0.92, "mean": 0.9, "stdev": 0.002, "n": 60}
     started = {"scenario": "a", "status": "ok", "startup": {"outcome": "ok"}}
-    assert readout.decode_gpu_ms({**started, "summary": {"decode_gpu_ms": stat}}) == 0.9012
+    assert readout.decode_gpu_ms(typed({**started, "summary": {"decode_gpu_ms": stat}})) == 0.9012
     # A result from before the decode_step records: a skip, not a failure.
     with pytest.raises(NotImplementedError, match="before the decode_step records"):
-        readout.decode_gpu_ms({**started, "summary": {"tpot_ms": stat}})
+        readout.decode_gpu_ms(typed({**started, "summary": {"tpot_ms": stat}}))
     # Measured, but the server wrote no decode_step records (e.g. the probe's hook is missing): a failure.
     empty = {**stat, "median": None, "n": 0}
     with pytest.raises(readout.MetricMissing, match="no decode_step records"):
-        readout.decode_gpu_ms({**started, "summary": {"decode_gpu_ms": empty}})
+        readout.decode_gpu_ms(typed({**started, "summary": {"decode_gpu_ms": empty}}))
     with pytest.raises(readout.MetricMissing):
-        readout.decode_gpu_ms({"scenario": "a", "status": "failed", "startup": {"outcome": "crash"}, "summary": {}})
+        readout.decode_gpu_ms(typed({"scenario": "a", "status": "failed", "startup": {"outcome": "crash"}, "summary": {}}))
     with pytest.raises(NotImplementedError, match=r"not in an imported sglang\.bench_serving run"):
-        readout.decode_gpu_ms({**started, "source": {"kind": "bench_serving"}, "summary": {}})
+        readout.decode_gpu_ms(typed({**started, "source": {"kind": "bench_serving"}, "summary": {}}))
 
 
 def test_fix_verdicts_read_out_as_one_or_zero_and_never_made_up(tmp_path: Path) -> None:

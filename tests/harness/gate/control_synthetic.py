@@ -11,7 +11,8 @@ from gate_synthetic import paired_obj
 from harness.gate.cli import main as gate_main
 from harness.gate.control_points import CONTROL_DIR
 from harness.gate.nightly import BASE_FIRST_START, HEAD_FIRST_START, Night, Recorded, record_comparison
-from harness.store.results import atomic_write_json, summarize
+from harness.store.atomic import atomic_write_json
+from harness.store.results import summarize
 
 CONTROL_CMD = "/opt/sglang-control/bin/python -m sglang.launch_server"
 HEAD_CMD = "/runner/venv/bin/python -m sglang.launch_server"

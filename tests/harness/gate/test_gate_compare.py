@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 from gate_synthetic import result_obj, tpot_samples
@@ -10,6 +14,7 @@ from harness.gate.compare import compare_sides
 from harness.gate.config import load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import load_side
+from harness.store.result import OOM_AT_CAPTURE
 
 CONFIG = load_config()
 METRICS = ("tpot_ms", "ttft_ms", "decode_gpu_ms")
@@ -85,6 +90,32 @@ def test_new_oom_at_capture_is_a_regression(write_run) -> None:
 def test_capture_oom_record_counts_as_oom(write_run) -> None:
     out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))},
                    {"s": result_obj("s", tpot=_tpot(2), capture_oom_record=True)})
+    assert _row(out, "capture_oom").verdict == "regression"
+
+
+def _asv_readout() -> ModuleType:
+    # bench/asv/readout.py as asv runs it (loaded by path, outside the harness package).
+    path = Path(__file__).resolve().parents[3] / "bench" / "asv" / "readout.py"
+    spec = importlib.util.spec_from_file_location("gate_test_asv_readout", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("signal", ["capture_oom record", "startup.capture.oom", "startup.outcome"])
+def test_gate_and_asv_agree_on_capture_oom(write_run, signal: str) -> None:
+    """The first two are where they disagreed: startup ok, yet an OOM at capture recorded (asv said 0, the gate yes)."""
+    oom = result_obj("s", tpot=_tpot(2), capture_oom_record=signal == "capture_oom record")
+    if signal == "startup.capture.oom":
+        oom["startup"]["capture"]["oom"] = True
+    if signal == "startup.outcome":
+        oom = result_obj("s", status="failed", outcome=OOM_AT_CAPTURE)
+    out = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))}, {"s": oom})
+    readout = _asv_readout()
+    asv = {side: readout.capture_oom(readout.load_result(write_run(side, {}), "s")) for side in ("base", "head")}
+    gate = {"base": _row(out, "capture_oom").base, "head": _row(out, "capture_oom").head}
+    assert gate == {"base": "no", "head": "yes"} and asv == {"base": 0, "head": 1}
     assert _row(out, "capture_oom").verdict == "regression"
 
 

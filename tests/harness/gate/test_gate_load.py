@@ -30,8 +30,8 @@ def _good() -> dict:
 def test_good_file_loads_measured_samples_only(tmp_path: Path) -> None:
     run = load_result(_write(tmp_path, json.dumps(_good())), METRICS)
     assert run.values("tpot_ms").tolist() == [10.0, 11.0, 12.0]  # the failed request is dropped
-    assert run.workspace_bytes == 100 and run.oracle_passed == {"x": True}
-    assert run.commit == "abc1234" and run.order_time == 1777593600.0
+    assert run.result.workspace_bytes == 100 and run.result.oracle_passed == {"x": True}
+    assert run.result.commit == "abc1234" and run.result.order_time == 1777593600.0
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
@@ -76,7 +76,7 @@ def test_rounds_with_different_scenarios_are_refused(write_run) -> None:
 def test_unchecked_oracle_verdict_is_not_compared(tmp_path: Path) -> None:
     obj = result_obj("s", tpot=np.ones(3), oracle={"checked": False, "unchecked": None})
     run = load_result(_write(tmp_path, json.dumps(obj)), METRICS)
-    assert run.oracle_passed == {"checked": False}
+    assert run.result.oracle_passed == {"checked": False}
 
 
 def _paired(side: str = "base", start: int = 0) -> dict:
@@ -89,7 +89,8 @@ def test_paired_result_keeps_each_value_with_its_pair(tmp_path: Path) -> None:
     obj = _paired()
     obj["samples"][1]["pair"] = 7  # pairs need not be contiguous; the failed request's pair 3 is skipped
     run = load_result(_write(tmp_path, json.dumps(obj)), METRICS)
-    assert run.pairing is not None and (run.pairing.side, run.pairing.start_pair) == ("base", 0)
+    pairing = run.result.pairing
+    assert pairing is not None and (pairing.side, pairing.start_pair) == ("base", 0)
     assert run.paired_values("tpot_ms") == {0: 10.0, 7: 11.0, 2: 12.0}
 
 
@@ -118,4 +119,4 @@ def test_paired_rounds_may_hold_different_scenarios(write_run) -> None:
                                 "b": paired_obj("b", "base", 0, tpot=np.ones(3))})
     write_run("side/round-01", {"b": paired_obj("b", "base", 1, tpot=np.ones(3))})
     side = load_side(write_run("side", {}), METRICS)
-    assert len(side.runs["a"]) == 1 and [r.pairing.start_pair for r in side.runs["b"]] == [0, 1]
+    assert len(side.runs["a"]) == 1 and [r.result.pairing.start_pair for r in side.runs["b"]] == [0, 1]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from harness.measure.step_times import StepTimes, per_request, split_records, with_step_times
-from harness.store.results import ResultError, validate
+from harness.store.result import ResultError
+from harness.store.results import validate
 from tests.harness.gate.gate_synthetic import result_obj
 
 

@@ -17,7 +17,8 @@ from fake_server_helpers import FAKE_LAUNCHER
 from harness.scenarios.catalog import MODEL_DIR
 from harness.serve.lock import LOCK_DIR_ENV
 from harness.store.manifest import MANIFEST_FILE
-from harness.store.results import RESULT_FILE, load_result
+from harness.store.result import RESULT_FILE
+from harness.store.results import load_result
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 # Every process a test starts inherits this variable; whatever still carries it afterwards is an orphan.

@@ -33,7 +33,8 @@ from reliability_helpers import (
 )
 
 from harness.serve.server import free_port, group_members
-from harness.store.results import RESULT_FILE, load_result
+from harness.store.result import RESULT_FILE
+from harness.store.results import load_result
 from harness.store.resume import ATTEMPTS_DIR
 from harness.store.testhook import HOLD_ENV, HOLD_FILE_ENV
 

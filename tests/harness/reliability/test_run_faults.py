@@ -42,7 +42,8 @@ from harness.scenarios.catalog import load_scenario
 from harness.serve.lock import OWNER_TOKEN_ENV, GpuLock, LockHeldError, LockOwner, lock_scope
 from harness.serve.server import group_members
 from harness.store import show
-from harness.store.results import RESULT_FILE, load_result
+from harness.store.result import RESULT_FILE
+from harness.store.results import load_result
 from harness.store.resume import ATTEMPTS_DIR
 
 FSIZE_LIMIT = 4096  # above a manifest, lock file and the fake server's log; below a result.json (~8 KiB)
@@ -206,7 +207,7 @@ def test_disk_full_while_overwriting_keeps_the_earlier_file(tmp_path, earlier_ru
     target = run_dir / "first" / RESULT_FILE
     before = target.read_bytes()
     code = (
-        "import sys; from pathlib import Path; from harness.store.results import atomic_write_json, ResultWriteError\n"
+        "import sys; from pathlib import Path; from harness.store.atomic import atomic_write_json, ResultWriteError\n"
         "try:\n"
         f"    atomic_write_json(Path({str(target)!r}), {{'pad': 'x' * {4 * FSIZE_LIMIT}}})\n"
         "except ResultWriteError as exc:\n"

@@ -21,7 +21,8 @@ from harness.config import RunConfig
 from harness.run import run_all
 from harness.scenarios.catalog import load_scenario
 from harness.serve.server import group_members
-from harness.store.results import RESULT_FILE, load_result
+from harness.store.result import RESULT_FILE
+from harness.store.results import load_result
 
 # scenario name -> fake server flags (each becomes --fake-<key> <value>)
 FAULTS: dict[str, dict[str, str | int | float]] = {

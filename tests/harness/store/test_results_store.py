@@ -10,14 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.store.results import (
-    ResultError,
-    atomic_write_json,
-    load_result,
-    summarize,
-    validate,
-    write_result,
-)
+from harness.store.atomic import atomic_write_json
+from harness.store.result import ResultError
+from harness.store.results import load_result, summarize, validate, write_result
 
 
 @given(st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=1, max_size=50))
