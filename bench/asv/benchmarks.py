@@ -127,6 +127,18 @@ class Scenario:
 
     track_oracle_failures.unit = "failures"
 
+    # Noise telemetry beside the latencies: a night whose TPOT moved with a lower clock or throttling
+    # says so on the dashboard (skipped on CPU runs, which have no NVML).
+    def track_sm_clock_mhz(self, run_dir: str, scenario: str) -> float:
+        return self._read(readout.sm_clock_mhz)
+
+    track_sm_clock_mhz.unit = "MHz"
+
+    def track_throttled_share(self, run_dir: str, scenario: str) -> float:
+        return self._read(readout.throttled_share)
+
+    track_throttled_share.unit = "share"
+
 
 class Fix:
     """One series per fix: 1 while sglang's source at the commit holds it, 0 when the checks find it absent."""

@@ -120,6 +120,20 @@ def oracle_failures(result: Result) -> int:
     return int(result.oracle_failures)
 
 
+def sm_clock_mhz(result: Result) -> float:
+    """The lowest SM clock NVML saw while the run measured (telemetry.summary.sm_clock_mhz.min)."""
+    if result.gpu is None or result.gpu.sm_clock_mhz_min is None:
+        raise NotImplementedError(f"{result.scenario}: no GPU telemetry (a CPU run, or NVML unavailable)")
+    return result.gpu.sm_clock_mhz_min
+
+
+def throttled_share(result: Result) -> float:
+    """Share of the measure phase's telemetry samples with a throttle reason (0..1)."""
+    if result.gpu is None or result.gpu.throttled_share is None:
+        raise NotImplementedError(f"{result.scenario}: no GPU telemetry (a CPU run, or NVML unavailable)")
+    return result.gpu.throttled_share
+
+
 def fix_present(run_dir: Path, fix: str) -> int:
     """1 when the checks found `fix` in sglang's source at the run's commit, 0 when they found it absent."""
     path = run_dir / FIX_VERDICTS

@@ -92,7 +92,41 @@ def compare_scenario(name: str, base: tuple[ScenarioRun, ...], head: tuple[Scena
     rows.extend(_oracle_rows(name, base, head))
     for rule in config.metrics:
         rows.append(_metric_row(name, rule.name, base, head, config))
+    gpu = _gpu_row(name, base, head)
+    if gpu is not None:
+        rows.append(gpu)
     return rows, []
+
+
+# A latency comparison is only as good as the GPU's state while it was measured: throttling in more
+# than this share of the telemetry samples, or a lowest SM clock this much below the other side's,
+# makes the comparison `inconclusive` (the H200 sittings held 1980 MHz with 0% throttling throughout).
+THROTTLED_SHARE_MAX = 0.05
+SM_CLOCK_GAP_MAX = 0.02
+
+
+def _gpu_row(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, ...]) -> Row | None:
+    """The GPU's clock and throttling on both sides (telemetry.summary); None when neither side has any."""
+    sides = [[r.result.gpu for r in runs if r.result.gpu is not None] for runs in (base, head)]
+    if not any(sides):
+        return None
+    if not all(sides):
+        return Row(name, "gpu_clock", "skipped", "-", "-", "-", "GPU telemetry on one side only")
+    clocks = [min((g.sm_clock_mhz_min for g in side if g.sm_clock_mhz_min is not None), default=None)
+              for side in sides]
+    throttled = [max((g.throttled_share for g in side if g.throttled_share is not None), default=None)
+                 for side in sides]
+    shown = [f"{c:.0f} MHz min, {t:.0%} throttled" if c is not None and t is not None else "n/a"
+             for c, t in zip(clocks, throttled, strict=True)]
+    if any(t is not None and t > THROTTLED_SHARE_MAX for t in throttled):
+        return Row(name, "gpu_clock", "inconclusive", *shown, "-",
+                   f"the GPU throttled in over {THROTTLED_SHARE_MAX:.0%} of the samples: latencies not comparable")
+    low, high = sorted(c for c in clocks if c is not None) if None not in clocks else (None, None)
+    if low is not None and high is not None and low < (1 - SM_CLOCK_GAP_MAX) * high:
+        return Row(name, "gpu_clock", "inconclusive", *shown, "-",
+                   f"the lowest SM clocks differ by more than {SM_CLOCK_GAP_MAX:.0%}: latencies not comparable")
+    return Row(name, "gpu_clock", "no_change", *shown, "-", "steady clocks, no throttling beyond "
+               f"{THROTTLED_SHARE_MAX:.0%} on either side")
 
 
 def _crashed(run: ScenarioRun) -> bool:

@@ -102,6 +102,7 @@ class Result:
     capture_mem_bytes: int | None  # None: no cuda_graph_capture record with memory readings
     oracle_passed: Mapping[str, bool]  # verdict name -> passed, checked verdicts only
     oracle_failures: int | None  # None: no oracle verdicts in the file
+    gpu: GpuTelemetry | None = None  # telemetry.summary of a run sampled by NVML; None: no GPU telemetry
     requests: tuple[Request, ...] = field(default=(), repr=False)  # the measured samples[] entries
 
     @classmethod
@@ -141,6 +142,7 @@ class Result:
             oracle_passed=_passed(obj, verdicts),
             oracle_failures=None if verdicts is None else sum(1 for _, passed in verdicts if passed is False),
             requests=_measured_requests(reader, obj, paired=pairing is not None),
+            gpu=_gpu_telemetry(reader, obj),
         )
 
     def median(self, metric: str) -> float | None:
@@ -338,6 +340,35 @@ def _records(reader: _Reader, obj: Mapping[str, Any]) -> tuple[Mapping[str, Any]
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
         reader.fail("instrumentation.records", "expected a list of objects")
     return tuple(records)
+
+
+@dataclass(frozen=True)
+class GpuTelemetry:
+    """What NVML saw through the measure phase (telemetry.summary): the SM clock and the throttled share."""
+
+    sm_clock_mhz_min: float | None
+    sm_clock_mhz_median: float | None
+    throttled_share: float | None  # samples with a throttle reason, 0..1
+
+
+def _gpu_telemetry(reader: _Reader, obj: Mapping[str, Any]) -> GpuTelemetry | None:
+    telemetry = reader.table(obj, "telemetry")
+    if not telemetry or telemetry.get("available") is not True:
+        return None
+    summary = reader.table(telemetry, "summary", where="telemetry.summary") or {}
+    clock = reader.table(summary, "sm_clock_mhz", where="telemetry.summary.sm_clock_mhz") or {}
+
+    def number(table: Mapping[str, Any], key: str, where: str) -> float | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            reader.fail(where, f"expected a number or null, got {value!r}")
+        return float(value)
+
+    return GpuTelemetry(number(clock, "min", "telemetry.summary.sm_clock_mhz.min"),
+                        number(clock, "median", "telemetry.summary.sm_clock_mhz.median"),
+                        number(summary, "throttled_share", "telemetry.summary.throttled_share"))
 
 
 def _summary(reader: _Reader, obj: Mapping[str, Any]) -> Mapping[str, Stat] | None:

@@ -186,3 +186,23 @@ def test_ratio_to_control_reads_the_gates_estimate_and_never_makes_one_up(tmp_pa
         verdict.write_text(broken)
         with pytest.raises(readout.MetricMissing, match=str(verdict)):
             readout.ratio_to_control(tmp_path, "a", "tpot_ms")
+
+
+def test_gpu_telemetry_reads_out_from_a_real_h200_result_and_skips_on_the_cpu(tmp_path: Path) -> None:
+    import gzip
+    import shutil
+
+    # A real sglang result from the 2026-12-07 H200 sitting: the SM clock held 1980 MHz, no throttling.
+    source = ROOT / "results/gate/2026-12-07-h200-sglang/gate-aa/report/runs/base/round-00"
+    scenario = "sglang-paired-calibration"
+    (tmp_path / scenario).mkdir()
+    with gzip.open(source / scenario / "result.json.gz", "rb") as packed, \
+            (tmp_path / scenario / "result.json").open("wb") as plain:
+        shutil.copyfileobj(packed, plain)
+    result = readout.load_result(tmp_path, scenario)
+    assert readout.sm_clock_mhz(result) == 1980.0 and readout.throttled_share(result) == 0.0
+    cpu = json.loads((tmp_path / scenario / "result.json").read_text())
+    cpu["telemetry"] = {"available": False, "reason": "no NVML", "interval_s": 0.1}
+    (tmp_path / scenario / "result.json").write_text(json.dumps(cpu))
+    with pytest.raises(NotImplementedError, match="no GPU telemetry"):
+        readout.sm_clock_mhz(readout.load_result(tmp_path, scenario))

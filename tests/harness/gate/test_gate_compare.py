@@ -229,3 +229,37 @@ def test_inconclusive_is_not_a_pass(write_run) -> None:
     out = _compare(write_run, {"s": result_obj("s", tpot=noisy)}, {"s": result_obj("s", tpot=noisy[::-1] * 1.01)})
     assert _row(out, "tpot_ms").verdict == "inconclusive"
     assert out.exit_code == 3 and out.verdict == "inconclusive"
+
+
+H200_RESULT = (Path(__file__).resolve().parents[3] / "results/gate/2026-12-07-h200-sglang/gate-aa/report/runs/base"
+               / "round-00/sglang-paired-calibration/result.json.gz")
+
+
+def _with_gpu(obj: dict, clock_min: float, throttled: float) -> dict:
+    """`obj` with the telemetry of a real H200 run, its lowest SM clock and throttled share replaced."""
+    import copy
+    import gzip
+    import json
+
+    telemetry = copy.deepcopy(json.loads(gzip.decompress(H200_RESULT.read_bytes()))["telemetry"])
+    telemetry["summary"]["sm_clock_mhz"]["min"] = clock_min
+    telemetry["summary"]["throttled_share"] = throttled
+    return {**obj, "telemetry": telemetry}
+
+
+@pytest.mark.parametrize(("head_clock", "head_throttled", "verdict", "exit_code"), [
+    (1980.0, 0.0, "no_change", 0),      # the H200 sittings: 1980 MHz, never throttled
+    (1980.0, 0.20, "inconclusive", 3),  # throttled a fifth of the time: the latencies are not comparable
+    (1700.0, 0.0, "inconclusive", 3),   # a 14% lower clock on one side
+])
+def test_the_gpu_clock_row_makes_a_throttled_comparison_inconclusive(write_run, head_clock: float,
+                                                                     head_throttled: float, verdict: str,
+                                                                     exit_code: int) -> None:
+    out = _compare(write_run, {"s": _with_gpu(result_obj("s", tpot=_tpot(1)), 1980.0, 0.0)},
+                   {"s": _with_gpu(result_obj("s", tpot=_tpot(2)), head_clock, head_throttled)})
+    row = _row(out, "gpu_clock")
+    assert row.verdict == verdict and out.exit_code == exit_code
+    assert row.base == "1980 MHz min, 0% throttled"
+    # Without telemetry on either side (CPU runs) there is no row at all.
+    cpu = _compare(write_run, {"s": result_obj("s", tpot=_tpot(1))}, {"s": result_obj("s", tpot=_tpot(2))})
+    assert all(r.metric != "gpu_clock" for r in cpu.rows)
