@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from harness.gate.errors import GateInputError
-from harness.store.result import read_json_object
+from harness.store.result import epoch_seconds, read_json_object
 
 CONTROL_DIR = "control"          # RUN_DIR/control/<scenario>/ is the gate's --out for that scenario
 CONTROL_FILE = "control.json"    # what was compared, at which commit; marks the directory as a comparison
@@ -103,11 +102,7 @@ def _text(obj: dict[str, Any], key: str, path: Path) -> str:
 
 
 def _time(value: Any, path: Path, key: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    raise GateInputError(f"{path}: {key}: expected ISO 8601 or epoch seconds, got {value!r}")
+    seconds = epoch_seconds(value)
+    if seconds is None:
+        raise GateInputError(f"{path}: {key}: expected ISO 8601 or epoch seconds, got {value!r}")
+    return seconds

@@ -423,12 +423,20 @@ def _order_time(reader: _Reader, obj: Mapping[str, Any], target: Mapping[str, An
         value = table.get(key)
         if value is None:
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                pass
-        reader.fail(where, f"expected ISO 8601 or epoch seconds, got {value!r}")
+        seconds = epoch_seconds(value)
+        if seconds is None:
+            reader.fail(where, f"expected ISO 8601 or epoch seconds, got {value!r}")
+        return seconds
+    return None
+
+
+def epoch_seconds(value: Any) -> float | None:
+    """Epoch seconds from a number or an ISO 8601 string ('Z' allowed); None when it is neither."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
     return None
