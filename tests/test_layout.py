@@ -92,3 +92,15 @@ def test_imports_run_one_way() -> None:
             elif FLOORS[other] > FLOORS[own]:
                 upward.append(f"{rel} (floor {FLOORS[own]}) imports {target} (floor {FLOORS[other]})")
     assert upward == []
+
+
+def test_reference_impl_imports_nothing_from_harness() -> None:
+    """The oracle is the bottom floor: the harness checks against it, so it may not lean on the harness."""
+    pattern = re.compile(r"^\s*(import harness|from harness)\b", re.MULTILINE)
+    upward = []
+    for path in sorted((ROOT / "reference_impl").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        upward += [f"{rel} imports {module}" for module in sorted(_harness_imports(path))]
+        text = path.read_text(encoding="utf-8")
+        upward += [f"{rel}: {match.group(0).strip()}" for match in pattern.finditer(text)]
+    assert upward == []

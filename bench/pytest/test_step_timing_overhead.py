@@ -25,11 +25,11 @@ from harness.config import RunConfig
 from harness.instrument.launch import instrument_env
 from harness.instrument.reader import load_records
 from harness.instrument.sglang_hooks import Probe
-from harness.instrument.step_timer import ENV_STEP_TIMING
 from harness.measure.client import RequestSample, StreamingClient
 from harness.run import prompt_ids, server_argv
 from harness.scenarios.catalog import Scenario, load_scenario
 from harness.serve.server import LaunchSpec, Server, free_port
+from reference_impl.contract.step_timer import ENV_STEP_TIMING
 
 HOST = "127.0.0.1"
 INPUT_LEN = 32

@@ -17,8 +17,8 @@ import pytest
 
 from harness.check.oracle_check import OracleCheckError, check, oracle_input
 from harness.instrument.reader import load_records
-from harness.instrument.records import RecordWriter
 from harness.scenarios.catalog import Scenario, load_scenario
+from reference_impl.contract.records import RecordWriter
 from reference_impl.fixset import FIX_NAMES, FixSet
 from reference_impl.predict import predict
 
