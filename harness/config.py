@@ -1,4 +1,7 @@
-"""RunConfig: the one frozen object that carries `harness run` options to where they are used."""
+"""RunConfig: the one frozen object that carries `harness run` options to where they are used.
+
+Also the server command line a RunConfig and a scenario give (server_argv).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from pathlib import Path
 
 from harness.measure.telemetry import DEFAULT_INTERVAL_S
 from harness.measure.warmup import WarmupPolicy
+from harness.scenarios.catalog import Scenario
 from harness.serve.affinity import Pinning
+from harness.serve.server import SGLANG_FIXED_ARGS, TARGET_MODULES
 
 # Startup deadlines per target: real sglang JIT-compiles and captures graphs (166 s seen for the tiny
 # model on an H100, most of it prefill capture), the reference engine starts in seconds.
@@ -56,3 +61,16 @@ class RunConfig:
         if self.startup_timeout_s is not None:
             return self.startup_timeout_s
         return DEFAULT_STARTUP_TIMEOUT_S[self.target]
+
+
+def server_argv(scenario: Scenario, config: RunConfig, port: int) -> list[str]:
+    """The full command line for `config.target`; the same shape for the reference engine and sglang."""
+    prefix = list(config.launcher or (config.python, "-m", TARGET_MODULES[config.target]))
+    argv = [*prefix, "--model-path", str(scenario.model_dir), "--host", config.host, "--port", str(port)]
+    if config.target == "sglang":
+        argv += SGLANG_FIXED_ARGS
+    argv += scenario.server_cli_args()
+    argv += config.extra_server_args
+    for fix in config.revert_fixes:
+        argv += ["--revert-fix", fix]
+    return config.pinning.wrap(argv, config.python)

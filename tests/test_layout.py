@@ -17,7 +17,7 @@ FLOORS = {
     "harness.upstream": 3, "harness.config": 3,
     "harness.check": 2, "harness.serve": 2,
     "harness.instrument": 1, "harness.scenarios": 1, "harness.measure": 1, "harness.store": 1,
-    "harness.cli": 1, "harness.__main__": 1,
+    "harness.provenance": 1, "harness.cli": 1, "harness.__main__": 1,
 }
 APART = ("harness.wheelhouse", "harness.sweep")
 

@@ -34,9 +34,8 @@ from urllib.parse import urlparse
 import requests
 
 from bench.evidence import explain
-from harness.measure.client import RequestSample, StreamingClient
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.measure.metrics import parse, server_side
-from harness.run import prompt_ids
 from harness.serve.cache_dirs import cache_env, default_cache_dir
 from harness.serve.server import LaunchSpec, Server, free_port
 

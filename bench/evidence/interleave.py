@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.measure.client import StreamingClient
-from harness.run import prompt_ids
+from harness.measure.client import StreamingClient, prompt_ids
 
 MS = 1000.0
 BenchCall = Callable[[list[int], int], dict[str, Any]]

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import RunConfig, server_argv
 from harness.measure.client import StreamingClient
-from harness.run import server_argv
 from harness.scenarios.catalog import Scenario, load_scenario
 from harness.serve.server import LaunchSpec, Server, free_port
 

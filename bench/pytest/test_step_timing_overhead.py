@@ -21,12 +21,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import RunConfig, server_argv
 from harness.instrument.launch import instrument_env
 from harness.instrument.reader import load_records
 from harness.instrument.sglang_hooks import Probe
-from harness.measure.client import RequestSample, StreamingClient
-from harness.run import prompt_ids, server_argv
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.scenarios.catalog import Scenario, load_scenario
 from harness.serve.server import LaunchSpec, Server, free_port
 from reference_impl.contract.step_timer import ENV_STEP_TIMING

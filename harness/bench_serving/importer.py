@@ -14,18 +14,11 @@ import sys
 from pathlib import Path
 
 from harness.bench_serving.convert import BenchServingError, Line, read_jsonl, to_result
+from harness.provenance import harness_identity
 from harness.store.manifest import MANIFEST_FILE, Manifest
 from harness.store.results import ResultError, ResultWriteError, validate, write_result
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def harness_identity() -> dict[str, object]:
-    """The importing harness's version and commit (recorded like a run's)."""
-    from harness.run import _git_commit, _package_version
-
-    commit, dirty = _git_commit()
-    return {"version": _package_version(), "commit": commit, "dirty": dirty}
 
 
 def import_lines(lines: list[Line], out: Path, scenario: str, argv: list[str]) -> list[Path]:
