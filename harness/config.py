@@ -13,6 +13,7 @@ from harness.measure.telemetry import DEFAULT_INTERVAL_S
 from harness.measure.warmup import WarmupPolicy
 from harness.scenarios.catalog import Scenario
 from harness.serve.affinity import Pinning
+from harness.serve.cache_dirs import default_cache_dir
 from harness.serve.server import SGLANG_FIXED_ARGS, TARGET_MODULES
 
 # Startup deadlines per target: real sglang JIT-compiles and captures graphs (166 s seen for the tiny
@@ -25,7 +26,6 @@ class RunConfig:
     """Options of one `harness run` invocation; None means "the scenario's (or target's) default"."""
 
     out_dir: Path
-    scenarios: tuple[str, ...] = ("baseline",)
     target: str = "reference"
     requests: int | None = None
     # A count, AutoWarmup (`--warmups auto`: until TPOT is steady, bounded), or None: the scenario's count.
@@ -41,7 +41,6 @@ class RunConfig:
     python: str = sys.executable
     # Replaces `[python, "-m", <target module>]` (tests point it at tests/harness/fake_servers/).
     launcher: tuple[str, ...] | None = None
-    progress: bool = True
     # Continue the run in out_dir (harness run --resume): keep finished results, re-run the rest.
     resume: bool = False
     # Where the per-GPU lock files live; None: $HARNESS_LOCK_DIR or the system temp dir (harness/serve/lock.py).
@@ -53,7 +52,8 @@ class RunConfig:
     # Neighbouring scenarios with the same launch flags share one server (its startup is paid once).
     reuse_server: bool = True
     # Triton/inductor/FlashInfer/sglang JIT caches go here (harness/serve/cache_dirs.py); None: the tools' defaults.
-    cache_dir: Path | None = None
+    # The default ($HARNESS_CACHE_DIR) lives here, not in the CLI, so runs the gate starts get the cache too.
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
     # GPU telemetry (harness/measure/telemetry.py) sampling period; 0 turns it off.
     telemetry_interval_s: float = DEFAULT_INTERVAL_S
 

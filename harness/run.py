@@ -38,7 +38,7 @@ from harness.provenance import harness_identity, reference_target
 from harness.scenarios.catalog import TARGETS, Scenario, ScenarioError, Workload, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host, unmet_reason
 from harness.serve.affinity import AffinityError, parse_pinning, pinned
-from harness.serve.cache_dirs import cache_env, default_cache_dir
+from harness.serve.cache_dirs import cache_env
 from harness.serve.gpu_leak import check_leaks
 from harness.serve.lock import GpuLock, LockHeldError
 from harness.serve.server import (
@@ -688,12 +688,12 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
     if out.exists() and not out.is_dir():
         parser.error(f"--out: {out} exists and is not a directory")
     config = RunConfig(
-        out_dir=out, scenarios=tuple(names), target=args.target, requests=args.requests, warmups=args.warmups,
+        out_dir=out, target=args.target, requests=args.requests, warmups=args.warmups,
         extra_server_args=extra, revert_fixes=tuple(args.revert_fix), port=args.port,
         startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
         resume=args.resume is not None, lock_dir=args.lock_dir, pinning=pinning,
-        reuse_server=not args.no_reuse_server, cache_dir=args.cache_dir or default_cache_dir(),
-        telemetry_interval_s=args.telemetry_interval,
+        reuse_server=not args.no_reuse_server, telemetry_interval_s=args.telemetry_interval,
+        **({"cache_dir": args.cache_dir} if args.cache_dir else {}),
     )
     return config, scenarios
 

@@ -36,7 +36,7 @@ def live_server(request: pytest.FixtureRequest, bench_scenario: Scenario,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The reference engine serving the scenario; the whole process group is stopped afterwards."""
     out: Path = tmp_path_factory.mktemp("live-server")
-    config = RunConfig(out_dir=out, scenarios=(bench_scenario.name,), target="reference",
+    config = RunConfig(out_dir=out, target="reference",
                        extra_server_args=tuple(request.config.getoption("--engine-arg")))
     port = free_port(HOST)
     spec = LaunchSpec(argv=tuple(server_argv(bench_scenario, config, port)), env=(), host=HOST, port=port,

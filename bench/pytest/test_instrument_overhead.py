@@ -43,7 +43,7 @@ INSTRUMENTED_FIRST = os.environ.get("HARNESS_OVERHEAD_INSTRUMENTED_FIRST") == "1
 
 
 def _launch(scenario: Scenario, out: Path, env: dict[str, str]) -> LaunchSpec:
-    config = RunConfig(out_dir=out, scenarios=(scenario.name,), target=TARGET, extra_server_args=EXTRA_ARGS)
+    config = RunConfig(out_dir=out, target=TARGET, extra_server_args=EXTRA_ARGS)
     port = free_port(HOST)
     return LaunchSpec(argv=tuple(server_argv(scenario, config, port)), env=tuple(env.items()), host=HOST,
                       port=port, log_path=out / "server.log", startup_timeout_s=config.startup_deadline_s(),

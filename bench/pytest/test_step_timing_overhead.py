@@ -64,7 +64,7 @@ def test_probe_cost_per_decode_step(benchmark, tmp_path: Path) -> None:
 
 
 def _launch(scenario: Scenario, out: Path, env: dict[str, str]) -> LaunchSpec:
-    config = RunConfig(out_dir=out, scenarios=(scenario.name,), target="reference")
+    config = RunConfig(out_dir=out, target="reference")
     port = free_port(HOST)
     return LaunchSpec(argv=tuple(server_argv(scenario, config, port)), env=tuple(env.items()), host=HOST,
                       port=port, log_path=out / "server.log", startup_timeout_s=config.startup_deadline_s(),
