@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.config import RunConfig, server_argv
+from harness.errors import entry_point
 from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.measure.metrics import scrape, server_side
 from harness.measure.regimes import run_regimes
@@ -31,11 +32,11 @@ from harness.measure.warmup import (
     WarmupOutcome,
     WarmupPolicy,
     first_measured_seed,
-    parse_warmups,
     warm_up,
 )
+from harness.options import add_pin, add_requests, add_target, add_warmups
 from harness.provenance import harness_identity, reference_target
-from harness.scenarios.catalog import TARGETS, Scenario, ScenarioError, Workload, load_scenario
+from harness.scenarios.catalog import Scenario, ScenarioError, Workload, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host, unmet_reason
 from harness.serve.affinity import AffinityError, parse_pinning, pinned
 from harness.serve.cache_dirs import cache_env
@@ -69,7 +70,7 @@ from reference_impl.fixset import FIX_NAMES
 # records/ holds its own slice.
 SERVER_RECORDS_DIR = "server-records"
 # sysexits.h: EX_TEMPFAIL (another run holds the GPUs; try later) and EX_IOERR (a result could not be written).
-EXIT_LOCKED = 75
+EXIT_LOCKED = LockHeldError.exit_code
 EXIT_WRITE_FAILED = 74
 AUTO = AutoWarmup()  # what `--warmups auto` means
 
@@ -605,13 +606,12 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="harness run", description="Run scenarios at BS=1 and store one result each.")
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="catalog name or .toml path (default: baseline)")
-    parser.add_argument("--target", choices=TARGETS, default="reference")
+    add_target(parser)
     parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<UTC time>)")
-    parser.add_argument("--requests", type=int, metavar="N", help="measured requests (overrides the scenario)")
-    parser.add_argument("--warmups", type=_warmups_arg, metavar="N|auto",
-                        help=f"discarded warm-up requests (overrides the scenario); auto: windows of {AUTO.window} "
-                             f"until two windows' TPOT medians agree within {AUTO.tolerance * 100:g}%%, at most "
-                             f"{AUTO.max_requests} requests or {AUTO.max_s:g} s")
+    add_requests(parser, "measured requests (overrides the scenario)")
+    add_warmups(parser, f"discarded warm-up requests (overrides the scenario); auto: windows of "
+                        f"{AUTO.window} until two windows' TPOT medians agree within "
+                        f"{AUTO.tolerance * 100:g}%%, at most {AUTO.max_requests} requests or {AUTO.max_s:g} s")
     parser.add_argument("--telemetry-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="S",
                         help="GPU clock/power/temperature/throttle sampling period through the run (NVML); 0: off")
     parser.add_argument("--extra-server-args", default="", metavar='"ARGS"',
@@ -626,9 +626,8 @@ def _parser() -> argparse.ArgumentParser:
                         help='replaces "python -m <target module>", e.g. "/opt/sgl/bin/python -m sglang.launch_server"')
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="continue RUN_DIR with its own arguments: keep finished results, re-run the rest")
-    parser.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
-                        help="pin the server tree and the client to cores, e.g. 2-5/1 (default none; auto: the "
-                             "client on the last usable core, the server on the rest)")
+    add_pin(parser, "pin the server tree and the client to cores, e.g. 2-5/1 (default none; auto: the "
+                    "client on the last usable core, the server on the rest)")
     parser.add_argument("--no-reuse-server", action="store_true",
                         help="start a fresh server for every scenario (default: neighbours with the same launch "
                              "flags share one; each result says server.reused_from)")
@@ -651,8 +650,6 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
             args = parser.parse_args(resumed_argv(args.resume, argv))
         except ResumeError as exc:
             parser.error(str(exc))
-    if args.requests is not None and args.requests < 1:
-        parser.error(f"--requests: expected an integer >= 1, got {args.requests}")
     if not args.telemetry_interval >= 0:
         parser.error(f"--telemetry-interval: expected seconds >= 0, got {args.telemetry_interval}")
     if args.revert_fix and args.target != "reference":
@@ -696,13 +693,6 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
         **({"cache_dir": args.cache_dir} if args.cache_dir else {}),
     )
     return config, scenarios
-
-
-def _warmups_arg(text: str) -> WarmupPolicy:
-    try:
-        return parse_warmups(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _default_run_dir() -> Path:
@@ -768,6 +758,7 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
     return results
 
 
+@entry_point("harness run: error")
 def main(argv: list[str] | None = None) -> int:
     """`harness run`: 0 when every scenario ran (or was skipped) and no oracle verdict failed."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -779,12 +770,6 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]interrupted[/]; finished results are kept in {config.out_dir}; "
                       f"continue with: harness run --resume {config.out_dir}")
         return interrupt_exit_code(exc)
-    except LockHeldError as exc:
-        print(f"harness run: error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except ResumeError as exc:
-        print(f"harness run: error: {exc}", file=sys.stderr)
-        return 2
     except ResultWriteError as exc:
         print(f"harness run: error: {exc}; continue with: harness run --resume {config.out_dir}", file=sys.stderr)
         return EXIT_WRITE_FAILED

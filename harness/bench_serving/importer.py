@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from harness.bench_serving.convert import BenchServingError, Line, read_jsonl, to_result
+from harness.errors import entry_point
 from harness.provenance import harness_identity
 from harness.store.manifest import MANIFEST_FILE, Manifest
 from harness.store.results import ResultError, ResultWriteError, validate, write_result
@@ -41,6 +42,7 @@ def import_lines(lines: list[Line], out: Path, scenario: str, argv: list[str]) -
     return written
 
 
+@entry_point("harness import: error")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="harness import", description="Import sglang.bench_serving JSONL output.")
@@ -68,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
                                         f"(lines: {', '.join(map(str, sorted(known)))})")
             lines = [line for line in lines if line.number in args.line]
         paths = import_lines(lines, out, args.scenario, ["harness", "import", *argv])
-    except BenchServingError as exc:
-        print(f"harness import: error: {exc}", file=sys.stderr)
-        return 2
     except ResultWriteError as exc:
         print(f"harness import: error: {exc}", file=sys.stderr)
         return 74

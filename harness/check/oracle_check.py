@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.errors import HarnessError
 from harness.instrument.reader import LoadedRecords, Record
 from reference_impl.inputs import OracleInput, ServerArgs
 
@@ -69,7 +70,7 @@ class OracleReport:
         return {"ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts]}
 
 
-class OracleCheckError(ValueError):
+class OracleCheckError(HarnessError, ValueError):
     """The scenario cannot be turned into an oracle input; the message names the field or file."""
 
 

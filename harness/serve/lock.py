@@ -23,6 +23,7 @@ from types import TracebackType
 
 import psutil
 
+from harness.errors import HarnessError
 from harness.provenance import hostname
 
 LOCK_DIR_ENV = "HARNESS_LOCK_DIR"
@@ -36,8 +37,10 @@ _TAKEOVER_GUARD_STALE_S = 10.0
 _KILL_WAIT_S = 10.0
 
 
-class LockHeldError(RuntimeError):
+class LockHeldError(HarnessError, RuntimeError):
     """Another live harness run holds one of the GPUs (or the CPU host); the message names it."""
+
+    exit_code = 75  # sysexits.h EX_TEMPFAIL: not bad input; try again later
 
 
 @dataclass(frozen=True)

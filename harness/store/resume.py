@@ -16,13 +16,14 @@ from typing import Any
 
 import psutil
 
+from harness.errors import HarnessError
 from harness.store.manifest import MANIFEST_FILE, Manifest
 from harness.store.results import RESULT_FILE, ResultError, load_result, read_json_object
 
 ATTEMPTS_DIR = ".attempts"
 
 
-class ResumeError(ValueError):
+class ResumeError(HarnessError, ValueError):
     """RUN_DIR cannot be resumed; the message names the file and the problem."""
 
 
