@@ -172,6 +172,12 @@ def run_scenario_on(
         write_result(scenario_dir, result)
         return result, None
 
+    refused = _refusal(scenario)
+    if refused is not None:
+        if kept is not None:  # never happens through run_all (it plans reuse around refusals); stay safe
+            _stop_kept(kept)
+        return _refuse(result, scenario, scenario_dir, refused), None
+
     shared = kept is not None or keep
     plan = _plan_server(scenario, config, scenario_dir, kept, shared)
     result["server"] = dict(plan.server_json)
@@ -327,7 +333,8 @@ def _give_records(server_records: Path, records_dir: Path, served: Served) -> No
 def _add_inspection(result: dict[str, Any], scenario: Scenario, records_dir: Path, plan: ServerPlan,
                     served: Served, kept: KeptServer | None, turns: Turns | None) -> None:
     """The records and the oracle's verdicts, the startup, and the measured samples and their summaries."""
-    instrumentation, oracle = _inspect(scenario, records_dir, list(plan.instrument_errors))
+    started = served.startup is not None and served.startup.outcome == "ok"
+    instrumentation, oracle = _inspect(scenario, records_dir, list(plan.instrument_errors), started)
     instrumentation["records"], step_times = split_records(instrumentation["records"])
     result["instrumentation"] = instrumentation
     result["oracle"] = oracle
@@ -365,6 +372,31 @@ def _kept_server(scenario: Scenario, config: RunConfig, plan: ServerPlan, served
                      if k not in ("log", "shutdown", "gpu_leak", "reused_from")},
         records_dir=plan.records_dir, startup_records=served.started_records,
     )
+
+
+def _refusal(scenario: Scenario) -> str | None:
+    """Why the oracle calls the scenario invalid (the rules that fail), or None: launch it."""
+    from harness.check.oracle_check import OracleCheckError, refusal
+
+    try:
+        return refusal(scenario)
+    except OracleCheckError:
+        return None  # the oracle cannot judge it before launch; the inspection after the run records why
+
+
+def _refuse(result: dict[str, Any], scenario: Scenario, scenario_dir: Path, why: str) -> dict[str, Any]:
+    """Store the result of a scenario refused before launch: the failing rules, its verdicts not checked."""
+    from harness.check.oracle_check import check
+    from harness.instrument.reader import LoadedRecords
+
+    report = check(scenario, LoadedRecords((), ()), started=False)  # no server, so no records
+    result.update(status="failed", oracle={"error": None, **report.to_json()}, finished_at=now_iso(),
+                  failure={"stage": "startup", "kind": "invalid_config",
+                           "message": f"not launched: the oracle calls this configuration invalid: {why} "
+                                      "(a scenario expecting this says config_valid = false in "
+                                      "[oracle.expect])"})
+    write_result(scenario_dir, result)
+    return result
 
 
 def _stop_kept(kept: KeptServer) -> None:
@@ -519,8 +551,9 @@ def _instrument_env(records_dir: Path, target: str) -> tuple[dict[str, str], lis
     return dict(instrument_env(records_dir, target)), []
 
 
-def _inspect(scenario: Scenario, records_dir: Path, errors: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load the server's instrumentation records and check them against the oracle."""
+def _inspect(scenario: Scenario, records_dir: Path, errors: list[str],
+             started: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load the server's instrumentation records and check them against the oracle (`started`: it came up)."""
     instrumentation: dict[str, Any] = {"records": [], "errors": list(errors)}
     oracle: dict[str, Any] = {"ok": None, "verdicts": [], "error": None}
     try:
@@ -533,7 +566,7 @@ def _inspect(scenario: Scenario, records_dir: Path, errors: list[str]) -> tuple[
         loaded = load_records(records_dir)
         instrumentation["records"] = [_plain(r) for r in loaded.records]
         instrumentation["errors"] += [_plain(e) for e in loaded.errors]
-        report = check(scenario, loaded)
+        report = check(scenario, loaded, started)
         oracle = {"error": None, **_plain(report)}
         oracle.setdefault("ok", report.ok)
         oracle.setdefault("verdicts", [])
@@ -726,7 +759,8 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
         else:
             manifest = Manifest.start(config.out_dir, config.target, argv, names)
         to_run = [s for s in scenarios if plan is None or plan.kept_result(s.name) is None]
-        keys = {s.name: launch_key(s, config) if _skip_reason(s, config, host) is None else None for s in to_run}
+        keys = {s.name: launch_key(s, config) if _skip_reason(s, config, host) is None and _refusal(s) is None
+                else None for s in to_run}
         live: KeptServer | None = None
         with RichProgress(console) as progress:
             try:
@@ -758,6 +792,13 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
     return results
 
 
+def _refused_as_expected(result: dict[str, Any]) -> bool:
+    """A failed startup the scenario expected: the oracle calls it invalid and the server refused it."""
+    verdicts = (result.get("oracle") or {}).get("verdicts") or []
+    refused = any(v.get("name") == "server_refused" and v.get("passed") is True for v in verdicts)
+    return refused and (result.get("failure") or {}).get("stage") == "startup"
+
+
 @entry_point("harness run: error")
 def main(argv: list[str] | None = None) -> int:
     """`harness run`: 0 when every scenario ran (or was skipped) and no oracle verdict failed."""
@@ -777,5 +818,6 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         explain(result, console)
     console.print(f"results: {config.out_dir}")
-    bad = [r for r in results if r["status"] == "failed" or (r.get("oracle") or {}).get("ok") is False]
+    bad = [r for r in results if (r["status"] == "failed" and not _refused_as_expected(r))
+           or (r.get("oracle") or {}).get("ok") is False]
     return 1 if bad else 0
