@@ -25,7 +25,7 @@ GROUND = ("harness.errors",)
 
 
 def _modules() -> list[Path]:
-    return sorted(p for top in ("harness", "bench") for p in (ROOT / top).rglob("*.py")
+    return sorted(p for top in ("harness", "reference_impl", "bench") for p in (ROOT / top).rglob("*.py")
                   if "__pycache__" not in p.parts)
 
 
