@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,8 +19,9 @@ import requests
 from rich.console import Console
 from rich.markup import escape
 
-from harness.config import RunConfig
-from harness.measure.client import RequestSample, StreamingClient
+from harness.config import RunConfig, server_argv
+from harness.errors import entry_point
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.measure.metrics import scrape, server_side
 from harness.measure.regimes import run_regimes
 from harness.measure.step_times import split_records, with_step_times
@@ -33,18 +32,17 @@ from harness.measure.warmup import (
     WarmupOutcome,
     WarmupPolicy,
     first_measured_seed,
-    parse_warmups,
     warm_up,
 )
-from harness.scenarios.catalog import TARGETS, Scenario, ScenarioError, Workload, load_scenario
+from harness.options import add_pin, add_requests, add_target, add_warmups
+from harness.provenance import harness_identity, reference_target
+from harness.scenarios.catalog import Scenario, ScenarioError, Workload, load_scenario
 from harness.scenarios.hardware import HostHardware, detect_host, unmet_reason
 from harness.serve.affinity import AffinityError, parse_pinning, pinned
-from harness.serve.cache_dirs import cache_env, default_cache_dir
+from harness.serve.cache_dirs import cache_env
 from harness.serve.gpu_leak import check_leaks
 from harness.serve.lock import GpuLock, LockHeldError
 from harness.serve.server import (
-    SGLANG_FIXED_ARGS,
-    TARGET_MODULES,
     LaunchSpec,
     PortInUseError,
     Server,
@@ -63,12 +61,11 @@ from harness.store.results import summarize, write_result
 from harness.store.resume import ResumeError, plan_resume, resumed_argv
 from reference_impl.fixset import FIX_NAMES
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # A server shared by several scenarios writes its records here (in its first user's dir); each user's
 # records/ holds its own slice.
 SERVER_RECORDS_DIR = "server-records"
 # sysexits.h: EX_TEMPFAIL (another run holds the GPUs; try later) and EX_IOERR (a result could not be written).
-EXIT_LOCKED = 75
+EXIT_LOCKED = LockHeldError.exit_code
 EXIT_WRITE_FAILED = 74
 AUTO = AutoWarmup()  # what `--warmups auto` means
 
@@ -102,19 +99,6 @@ class Measurement:
     warmup: WarmupOutcome | None = None
 
 
-def server_argv(scenario: Scenario, config: RunConfig, port: int) -> list[str]:
-    """The full command line for `config.target`; the same shape for the reference engine and sglang."""
-    prefix = list(config.launcher or (config.python, "-m", TARGET_MODULES[config.target]))
-    argv = [*prefix, "--model-path", str(scenario.model_dir), "--host", config.host, "--port", str(port)]
-    if config.target == "sglang":
-        argv += SGLANG_FIXED_ARGS
-    argv += scenario.server_cli_args()
-    argv += config.extra_server_args
-    for fix in config.revert_fixes:
-        argv += ["--revert-fix", fix]
-    return config.pinning.wrap(argv, config.python)
-
-
 def effective_workload(scenario: Scenario, config: RunConfig) -> Workload:
     """The scenario's workload with --requests / --warmups applied."""
     workload = scenario.workload
@@ -129,12 +113,6 @@ def effective_workload(scenario: Scenario, config: RunConfig) -> Workload:
 def warmup_policy(workload: Workload, config: RunConfig) -> WarmupPolicy:
     """`--warmups auto` (AutoWarmup), else the effective workload's count."""
     return config.warmups if isinstance(config.warmups, AutoWarmup) else workload.warmups
-
-
-def prompt_ids(length: int, vocab_size: int, seed: int) -> list[int]:
-    """Deterministic token ids, different per request so no prefix is shared between requests."""
-    span = max(vocab_size - 100, 1)
-    return [100 + (seed * 7919 + k * 104729 + 17) % span for k in range(length)]
 
 
 @dataclass(frozen=True)
@@ -189,34 +167,108 @@ def run_scenario_on(
         write_result(scenario_dir, result)
         return result, None
 
-    records_dir = scenario_dir / RECORDS_DIR
+    refused = _refusal(scenario)
+    if refused is not None:
+        if kept is not None:  # never happens through run_all (it plans reuse around refusals); stay safe
+            _stop_kept(kept)
+        return _refuse(result, scenario, scenario_dir, refused), None
+
     shared = kept is not None or keep
-    if kept is None:
-        server_records = scenario_dir / SERVER_RECORDS_DIR if shared else records_dir
-        instrument_env, instrument_errors = _instrument_env(server_records, config.target)
-        caches = cache_env(config.cache_dir).items() if config.cache_dir else ()
-        port = config.port or free_port(config.host)
-        spec = LaunchSpec(
-            argv=tuple(server_argv(scenario, config, port)),
-            env=(*caches, *scenario.env, *instrument_env.items()),
-            host=config.host,
-            port=port,
-            log_path=scenario_dir / LOG_FILE,
-            startup_timeout_s=config.startup_deadline_s(),
-            stop_grace_s=config.stop_grace_s,
-        )
-        server = Server(spec)
-        result["server"] = {"argv": list(spec.argv), "env": dict(spec.env), "port": port, "log": LOG_FILE,
-                            "extra_server_args": list(config.extra_server_args),
-                            "revert_fixes": list(config.revert_fixes), "pinning": config.pinning.describe(),
-                            "shutdown": None, "reused_from": None}
-    else:
-        spec, server, server_records, instrument_errors = kept.spec, kept.server, kept.records_dir, []
-        result["server"] = {**kept.server_json, "log": f"../{kept.owner}/{LOG_FILE}", "shutdown": None,
-                            "reused_from": kept.owner}
+    plan = _plan_server(scenario, config, scenario_dir, kept, shared)
+    result["server"] = dict(plan.server_json)
+    served = _serve(scenario, config, workload, plan, progress, kept, keep, turns)
+    check_clock = time.monotonic()
+    if kept is None and plan.server.pid is not None:
+        result["server"]["pid"] = plan.server.pid  # also the process group id
+    result["target"].update(served.target)
+    if served.telemetry is not None:
+        result["telemetry"] = served.telemetry
+    leak_failure = _check_shutdown(result["server"], plan, served)
+    records_dir = scenario_dir / RECORDS_DIR
+    if shared:
+        _give_records(plan.records_dir, records_dir, served)
+    _add_inspection(result, scenario, records_dir, plan, served, kept, turns)
+    # Leaked GPU memory spoils every later scenario on that GPU: it outranks the scenario's own failure.
+    result["failure"] = leak_failure or _failure(result["startup"], served.measurement, served.shutdown,
+                                                 served.interrupted)
+    result["status"] = "failed" if result["failure"] else "ok"
+    result["finished_at"] = now_iso()
+    startup = kept.startup if kept else served.startup
+    result["timing"] = {**served.timing, "check_s": time.monotonic() - check_clock,
+                        "total_s": time.monotonic() - clock,
+                        "server_reused_from": kept.owner if kept else None,
+                        "server_startup_s": startup.elapsed_s if startup is not None else None,
+                        "server_kept_for_next": served.shutdown is None}
+    write_result(scenario_dir, result)
+    if served.interrupted:
+        raise KeyboardInterrupt
+    if served.shutdown is not None or served.startup is None:
+        return result, None
+    return result, _kept_server(scenario, config, plan, served, kept, result)
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """The server a scenario runs on: launch spec and handle, where it writes records, result.json's `server`."""
+
+    spec: LaunchSpec
+    server: Server
+    records_dir: Path  # where the server writes (its first user's server-records/ when it is shared)
+    instrument_errors: tuple[str, ...]
+    server_json: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Served:
+    """What happened on the server: its startup, the measurement, the records window and the shutdown."""
+
+    startup: Startup | None
+    measurement: Measurement | None
+    interrupted: bool
+    target: dict[str, Any]  # version and commit the server reported (empty when it never became healthy)
+    telemetry: dict[str, Any] | None
+    started_records: dict[str, int]  # record file sizes when the server became healthy
+    window: tuple[dict[str, int], dict[str, int]] | None  # record file sizes around the measurement
+    shutdown: Shutdown | None  # None: the server stays up for the next scenario
+    timing: dict[str, Any]
+
+
+def _plan_server(scenario: Scenario, config: RunConfig, scenario_dir: Path, kept: KeptServer | None,
+                 shared: bool) -> ServerPlan:
+    """The kept server, or a launch spec of the scenario's own (records in server-records/ when shared)."""
+    if kept is not None:
+        server_json = {**kept.server_json, "log": f"../{kept.owner}/{LOG_FILE}", "shutdown": None,
+                       "reused_from": kept.owner}
+        return ServerPlan(kept.spec, kept.server, kept.records_dir, (), server_json)
+    records_dir = scenario_dir / (SERVER_RECORDS_DIR if shared else RECORDS_DIR)
+    instrument_env, instrument_errors = _instrument_env(records_dir, config.target)
+    caches = cache_env(config.cache_dir).items() if config.cache_dir else ()
+    port = config.port or free_port(config.host)
+    spec = LaunchSpec(
+        argv=tuple(server_argv(scenario, config, port)),
+        env=(*caches, *scenario.env, *instrument_env.items()),
+        host=config.host,
+        port=port,
+        log_path=scenario_dir / LOG_FILE,
+        startup_timeout_s=config.startup_deadline_s(),
+        stop_grace_s=config.stop_grace_s,
+    )
+    server_json = {"argv": list(spec.argv), "env": dict(spec.env), "port": port, "log": LOG_FILE,
+                   "extra_server_args": list(config.extra_server_args),
+                   "revert_fixes": list(config.revert_fixes), "pinning": config.pinning.describe(),
+                   "shutdown": None, "reused_from": None}
+    return ServerPlan(spec, Server(spec), records_dir, tuple(instrument_errors), server_json)
+
+
+def _serve(scenario: Scenario, config: RunConfig, workload: Workload, plan: ServerPlan, progress: Progress,
+           kept: KeptServer | None, keep: bool, turns: Turns | None) -> Served:
+    """Start the server (unless kept), measure on it, stop it unless it stays healthy for the next scenario."""
+    server, spec = plan.server, plan.spec
     startup: Startup | None = kept.startup if kept else None
     measurement: Measurement | None = None
     interrupted = False
+    target: dict[str, Any] = dict(kept.target) if kept else {}
+    telemetry_json: dict[str, Any] | None = None
     window: tuple[dict[str, int], dict[str, int]] | None = None
     started_records = kept.startup_records if kept else {}
     timing: dict[str, Any] = {"startup_s": 0.0 if kept else None, "warmup_s": None, "measure_s": None}
@@ -224,91 +276,122 @@ def run_scenario_on(
         if kept is None:
             progress.phase(f"{scenario.name}: starting {config.target} server")
             server.start()
-            result["server"]["pid"] = server.pid  # also the process group id
             startup = server.wait_ready()
             timing["startup_s"] = startup.elapsed_s
-            started_records = _record_sizes(server_records)
+            started_records = _record_sizes(plan.records_dir)
         if startup is not None and startup.outcome == "ok":
             if kept is None:
-                result["target"].update(_target_version(config, spec.base_url))
-            else:
-                result["target"].update(kept.target)
-            before = _record_sizes(server_records)
+                target = _target_version(config, spec.base_url)
+            before = _record_sizes(plan.records_dir)
             visible = dict(spec.env).get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
             telemetry = TelemetrySampler(config.telemetry_interval_s, lambda: _server_tree(server), visible)
             with telemetry, pinned(config.pinning.client):
                 measurement = _measure(spec.base_url, scenario, workload, config, progress, turns, telemetry)
-            result["telemetry"] = telemetry.to_json()
-            window = (before, _record_sizes(server_records))
+            telemetry_json = telemetry.to_json()
+            window = (before, _record_sizes(plan.records_dir))
             timing.update(warmup_s=measurement.warmup_s, measure_s=measurement.measure_s)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         healthy = (startup is not None and startup.outcome == "ok" and measurement is not None
                    and measurement.failed is None and server.alive())
+        shutdown: Shutdown | None = None
         if not (keep and healthy and not interrupted):
             progress.phase(f"{scenario.name}: stopping server")
             stop_clock = time.monotonic()
-            shutdown: Shutdown | None = server.stop()
+            shutdown = server.stop()
             timing["stop_s"] = time.monotonic() - stop_clock
-        else:
-            shutdown = None
-    check_clock = time.monotonic()
-    if shutdown is not None:
-        result["server"]["shutdown"] = shutdown.to_json()
-        leak = check_leaks(server.pids)
-        result["server"]["gpu_leak"] = leak.to_json()
-        leak_failure = leak.failure()
-    else:
-        result["server"]["gpu_leak"] = None  # checked by the scenario that stops the shared server
-        leak_failure = None
-    if shared and window is not None:
-        _slice_records(server_records, records_dir, started_records, *window)
-    elif shared and startup is not None:
-        _slice_records(server_records, records_dir, started_records, started_records, _record_sizes(server_records))
+    return Served(startup, measurement, interrupted, target, telemetry_json, started_records, window,
+                  shutdown, timing)
 
-    instrumentation, oracle = _inspect(scenario, records_dir, instrument_errors)
+
+def _check_shutdown(server_json: dict[str, Any], plan: ServerPlan, served: Served) -> dict[str, str] | None:
+    """Record the shutdown and the GPU-leak check of a stopped server; the leak's failure, if any."""
+    if served.shutdown is None:
+        server_json["gpu_leak"] = None  # checked by the scenario that stops the shared server
+        return None
+    server_json["shutdown"] = served.shutdown.to_json()
+    leak = check_leaks(plan.server.pids)
+    server_json["gpu_leak"] = leak.to_json()
+    return leak.failure()
+
+
+def _give_records(server_records: Path, records_dir: Path, served: Served) -> None:
+    """A shared server's records for this scenario: its startup records plus those of its own requests."""
+    if served.window is not None:
+        _slice_records(server_records, records_dir, served.started_records, *served.window)
+    elif served.startup is not None:
+        started = served.started_records
+        _slice_records(server_records, records_dir, started, started, _record_sizes(server_records))
+
+
+def _add_inspection(result: dict[str, Any], scenario: Scenario, records_dir: Path, plan: ServerPlan,
+                    served: Served, kept: KeptServer | None, turns: Turns | None) -> None:
+    """The records and the oracle's verdicts, the startup, and the measured samples and their summaries."""
+    started = served.startup is not None and served.startup.outcome == "ok"
+    instrumentation, oracle = _inspect(scenario, records_dir, list(plan.instrument_errors), started)
     instrumentation["records"], step_times = split_records(instrumentation["records"])
     result["instrumentation"] = instrumentation
     result["oracle"] = oracle
-    if startup is not None:
-        result["startup"] = _with_recorded_oom(startup, instrumentation["records"])
+    if served.startup is not None:
+        result["startup"] = _with_recorded_oom(served.startup, instrumentation["records"])
         if kept is not None:
             result["startup"]["reused_from"] = kept.owner
-    if measurement is not None:
-        result["samples"] = with_step_times([s.to_json() for s in measurement.samples], step_times)
-        pairing = turns.pairing() if turns is not None else None
-        if pairing is not None:
-            # Measured request i of each side is pair i (same prompt); the gate matches them by this index.
-            result["pairing"] = pairing
-            for sample in result["samples"]:
-                sample["pair"] = sample["index"]
-        result["summary"] = {**_summary(measurement.samples), **_step_summary(result["samples"])}
-        result["regimes"] = run_regimes(result["samples"])
-        if measurement.warmup is not None:
-            result["warmup"] = measurement.warmup.to_json()
-            result["workload"]["warmups"] = measurement.warmup.requests
-        result["server_metrics"] = measurement.server_metrics
-    # Leaked GPU memory spoils every later scenario on that GPU: it outranks the scenario's own failure.
-    result["failure"] = leak_failure or _failure(result["startup"], measurement, shutdown, interrupted)
-    result["status"] = "failed" if result["failure"] else "ok"
-    result["finished_at"] = now_iso()
-    timing.update(check_s=time.monotonic() - check_clock, total_s=time.monotonic() - clock,
-                  server_reused_from=kept.owner if kept else None,
-                  server_startup_s=(kept.startup if kept else startup).elapsed_s if (kept or startup) else None,
-                  server_kept_for_next=shutdown is None)
-    result["timing"] = timing
-    write_result(scenario_dir, result)
-    if interrupted:
-        raise KeyboardInterrupt
-    if shutdown is not None or startup is None:
-        return result, None
-    return result, KeptServer(
-        server=server, spec=spec, key=launch_key(scenario, config), owner=kept.owner if kept else scenario.name,
-        startup=startup, target={k: v for k, v in result["target"].items() if k != "kind"},
-        server_json={k: v for k, v in result["server"].items() if k not in ("log", "shutdown", "gpu_leak", "reused_from")},
-        records_dir=server_records, startup_records=started_records,
+    measurement = served.measurement
+    if measurement is None:
+        return
+    result["samples"] = with_step_times([s.to_json() for s in measurement.samples], step_times)
+    pairing = turns.pairing() if turns is not None else None
+    if pairing is not None:
+        # Measured request i of each side is pair i (same prompt); the gate matches them by this index.
+        result["pairing"] = pairing
+        for sample in result["samples"]:
+            sample["pair"] = sample["index"]
+    result["summary"] = {**_summary(measurement.samples), **_step_summary(result["samples"])}
+    result["regimes"] = run_regimes(result["samples"])
+    if measurement.warmup is not None:
+        result["warmup"] = measurement.warmup.to_json()
+        result["workload"]["warmups"] = measurement.warmup.requests
+    result["server_metrics"] = measurement.server_metrics
+
+
+def _kept_server(scenario: Scenario, config: RunConfig, plan: ServerPlan, served: Served,
+                 kept: KeptServer | None, result: dict[str, Any]) -> KeptServer:
+    """The healthy server left running for the next scenario with the same launch flags."""
+    assert served.startup is not None
+    return KeptServer(
+        server=plan.server, spec=plan.spec, key=launch_key(scenario, config),
+        owner=kept.owner if kept else scenario.name, startup=served.startup,
+        target={k: v for k, v in result["target"].items() if k != "kind"},
+        server_json={k: v for k, v in result["server"].items()
+                     if k not in ("log", "shutdown", "gpu_leak", "reused_from")},
+        records_dir=plan.records_dir, startup_records=served.started_records,
     )
+
+
+def _refusal(scenario: Scenario) -> str | None:
+    """Why the oracle calls the scenario invalid (the rules that fail), or None: launch it."""
+    from harness.check.oracle_check import OracleCheckError, refusal
+
+    try:
+        return refusal(scenario)
+    except OracleCheckError:
+        return None  # the oracle cannot judge it before launch; the inspection after the run records why
+
+
+def _refuse(result: dict[str, Any], scenario: Scenario, scenario_dir: Path, why: str) -> dict[str, Any]:
+    """Store the result of a scenario refused before launch: the failing rules, its verdicts not checked."""
+    from harness.check.oracle_check import check
+    from harness.instrument.reader import LoadedRecords
+
+    report = check(scenario, LoadedRecords((), ()), started=False)  # no server, so no records
+    result.update(status="failed", oracle={"error": None, **report.to_json()}, finished_at=now_iso(),
+                  failure={"stage": "startup", "kind": "invalid_config",
+                           "message": f"not launched: the oracle calls this configuration invalid: {why} "
+                                      "(a scenario expecting this says config_valid = false in "
+                                      "[oracle.expect])"})
+    write_result(scenario_dir, result)
+    return result
 
 
 def _stop_kept(kept: KeptServer) -> None:
@@ -463,8 +546,9 @@ def _instrument_env(records_dir: Path, target: str) -> tuple[dict[str, str], lis
     return dict(instrument_env(records_dir, target)), []
 
 
-def _inspect(scenario: Scenario, records_dir: Path, errors: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load the server's instrumentation records and check them against the oracle."""
+def _inspect(scenario: Scenario, records_dir: Path, errors: list[str],
+             started: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load the server's instrumentation records and check them against the oracle (`started`: it came up)."""
     instrumentation: dict[str, Any] = {"records": [], "errors": list(errors)}
     oracle: dict[str, Any] = {"ok": None, "verdicts": [], "error": None}
     try:
@@ -477,7 +561,7 @@ def _inspect(scenario: Scenario, records_dir: Path, errors: list[str]) -> tuple[
         loaded = load_records(records_dir)
         instrumentation["records"] = [_plain(r) for r in loaded.records]
         instrumentation["errors"] += [_plain(e) for e in loaded.errors]
-        report = check(scenario, loaded)
+        report = check(scenario, loaded, started)
         oracle = {"error": None, **_plain(report)}
         oracle.setdefault("ok", report.ok)
         oracle.setdefault("verdicts", [])
@@ -492,8 +576,7 @@ def _plain(value: Any) -> Any:
 
 def _target_version(config: RunConfig, base_url: str) -> dict[str, str | None]:
     if config.target == "reference":
-        # commit_time lets `harness history` order nightly results by commit without a commits file.
-        return {"version": _package_version(), "commit": _git_commit()[0], "commit_time": _git_commit_time()}
+        return reference_target()
     for path in ("/get_server_info", "/server_info"):
         try:
             response = requests.get(base_url + path, timeout=5.0)
@@ -504,36 +587,7 @@ def _target_version(config: RunConfig, base_url: str) -> dict[str, str | None]:
     return {"version": None, "commit": None}
 
 
-def _package_version() -> str | None:
-    try:
-        return importlib.metadata.version("sglang-moe-harness")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the harness checkout, or (None, None) outside git."""
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit or None, bool(status.strip())
-
-
-def _git_commit_time() -> str | None:
-    """ISO 8601 committer time of the harness checkout's HEAD, or None outside git."""
-    try:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), "show", "-s", "--format=%cI", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _base_result(scenario: Scenario, config: RunConfig, workload: Workload, host: HostHardware) -> dict[str, Any]:
-    commit, dirty = _git_commit()
     empty = summarize([])
     return {
         "schema_version": SCHEMA_VERSION,
@@ -544,7 +598,7 @@ def _base_result(scenario: Scenario, config: RunConfig, workload: Workload, host
         "started_at": now_iso(),
         "finished_at": now_iso(),
         "target": {"kind": config.target, "version": None, "commit": None},
-        "harness": {"version": _package_version(), "commit": commit, "dirty": dirty},
+        "harness": harness_identity(),
         "hardware": host.to_json(),
         "scenario_detail": {
             "description": scenario.description,
@@ -580,13 +634,12 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="harness run", description="Run scenarios at BS=1 and store one result each.")
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="catalog name or .toml path (default: baseline)")
-    parser.add_argument("--target", choices=TARGETS, default="reference")
+    add_target(parser)
     parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<UTC time>)")
-    parser.add_argument("--requests", type=int, metavar="N", help="measured requests (overrides the scenario)")
-    parser.add_argument("--warmups", type=_warmups_arg, metavar="N|auto",
-                        help=f"discarded warm-up requests (overrides the scenario); auto: windows of {AUTO.window} "
-                             f"until two windows' TPOT medians agree within {AUTO.tolerance * 100:g}%%, at most "
-                             f"{AUTO.max_requests} requests or {AUTO.max_s:g} s")
+    add_requests(parser, "measured requests (overrides the scenario)")
+    add_warmups(parser, f"discarded warm-up requests (overrides the scenario); auto: windows of "
+                        f"{AUTO.window} until two windows' TPOT medians agree within "
+                        f"{AUTO.tolerance * 100:g}%%, at most {AUTO.max_requests} requests or {AUTO.max_s:g} s")
     parser.add_argument("--telemetry-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="S",
                         help="GPU clock/power/temperature/throttle sampling period through the run (NVML); 0: off")
     parser.add_argument("--extra-server-args", default="", metavar='"ARGS"',
@@ -601,9 +654,8 @@ def _parser() -> argparse.ArgumentParser:
                         help='replaces "python -m <target module>", e.g. "/opt/sgl/bin/python -m sglang.launch_server"')
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="continue RUN_DIR with its own arguments: keep finished results, re-run the rest")
-    parser.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
-                        help="pin the server tree and the client to cores, e.g. 2-5/1 (default none; auto: the "
-                             "client on the last usable core, the server on the rest)")
+    add_pin(parser, "pin the server tree and the client to cores, e.g. 2-5/1 (default none; auto: the "
+                    "client on the last usable core, the server on the rest)")
     parser.add_argument("--no-reuse-server", action="store_true",
                         help="start a fresh server for every scenario (default: neighbours with the same launch "
                              "flags share one; each result says server.reused_from)")
@@ -626,8 +678,6 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
             args = parser.parse_args(resumed_argv(args.resume, argv))
         except ResumeError as exc:
             parser.error(str(exc))
-    if args.requests is not None and args.requests < 1:
-        parser.error(f"--requests: expected an integer >= 1, got {args.requests}")
     if not args.telemetry_interval >= 0:
         parser.error(f"--telemetry-interval: expected seconds >= 0, got {args.telemetry_interval}")
     if args.revert_fix and args.target != "reference":
@@ -663,21 +713,14 @@ def config_from_args(argv: list[str]) -> tuple[RunConfig, list[Scenario]]:
     if out.exists() and not out.is_dir():
         parser.error(f"--out: {out} exists and is not a directory")
     config = RunConfig(
-        out_dir=out, scenarios=tuple(names), target=args.target, requests=args.requests, warmups=args.warmups,
+        out_dir=out, target=args.target, requests=args.requests, warmups=args.warmups,
         extra_server_args=extra, revert_fixes=tuple(args.revert_fix), port=args.port,
         startup_timeout_s=args.startup_timeout, token_timeout_s=args.token_timeout, launcher=launcher,
         resume=args.resume is not None, lock_dir=args.lock_dir, pinning=pinning,
-        reuse_server=not args.no_reuse_server, cache_dir=args.cache_dir or default_cache_dir(),
-        telemetry_interval_s=args.telemetry_interval,
+        reuse_server=not args.no_reuse_server, telemetry_interval_s=args.telemetry_interval,
+        **({"cache_dir": args.cache_dir} if args.cache_dir else {}),
     )
     return config, scenarios
-
-
-def _warmups_arg(text: str) -> WarmupPolicy:
-    try:
-        return parse_warmups(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _default_run_dir() -> Path:
@@ -711,7 +754,8 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
         else:
             manifest = Manifest.start(config.out_dir, config.target, argv, names)
         to_run = [s for s in scenarios if plan is None or plan.kept_result(s.name) is None]
-        keys = {s.name: launch_key(s, config) if _skip_reason(s, config, host) is None else None for s in to_run}
+        keys = {s.name: launch_key(s, config) if _skip_reason(s, config, host) is None and _refusal(s) is None
+                else None for s in to_run}
         live: KeptServer | None = None
         with RichProgress(console) as progress:
             try:
@@ -743,6 +787,14 @@ def run_all(config: RunConfig, scenarios: list[Scenario], argv: list[str], conso
     return results
 
 
+def _refused_as_expected(result: dict[str, Any]) -> bool:
+    """A failed startup the scenario expected: the oracle calls it invalid and the server refused it."""
+    verdicts = (result.get("oracle") or {}).get("verdicts") or []
+    refused = any(v.get("name") == "server_refused" and v.get("passed") is True for v in verdicts)
+    return refused and (result.get("failure") or {}).get("stage") == "startup"
+
+
+@entry_point("harness run: error")
 def main(argv: list[str] | None = None) -> int:
     """`harness run`: 0 when every scenario ran (or was skipped) and no oracle verdict failed."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -754,12 +806,6 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]interrupted[/]; finished results are kept in {config.out_dir}; "
                       f"continue with: harness run --resume {config.out_dir}")
         return interrupt_exit_code(exc)
-    except LockHeldError as exc:
-        print(f"harness run: error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except ResumeError as exc:
-        print(f"harness run: error: {exc}", file=sys.stderr)
-        return 2
     except ResultWriteError as exc:
         print(f"harness run: error: {exc}; continue with: harness run --resume {config.out_dir}", file=sys.stderr)
         return EXIT_WRITE_FAILED
@@ -767,5 +813,6 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         explain(result, console)
     console.print(f"results: {config.out_dir}")
-    bad = [r for r in results if r["status"] == "failed" or (r.get("oracle") or {}).get("ok") is False]
+    bad = [r for r in results if (r["status"] == "failed" and not _refused_as_expected(r))
+           or (r.get("oracle") or {}).get("ok") is False]
     return 1 if bad else 0

@@ -17,13 +17,15 @@ FLOORS = {
     "harness.upstream": 3, "harness.config": 3,
     "harness.check": 2, "harness.serve": 2, "harness.wheelhouse": 2,
     "harness.instrument": 1, "harness.scenarios": 1, "harness.measure": 1, "harness.store": 1,
-    "harness.cli": 1, "harness.__main__": 1,
+    "harness.provenance": 1, "harness.options": 1, "harness.cli": 1, "harness.__main__": 1,
 }
 APART = ("harness.sweep",)
+# Imported by every part, the apart ones included; it imports nothing from harness.
+GROUND = ("harness.errors",)
 
 
 def _modules() -> list[Path]:
-    return sorted(p for top in ("harness", "bench") for p in (ROOT / top).rglob("*.py")
+    return sorted(p for top in ("harness", "reference_impl", "bench") for p in (ROOT / top).rglob("*.py")
                   if "__pycache__" not in p.parts)
 
 
@@ -55,7 +57,7 @@ def test_every_module_says_its_job_first(path: Path) -> None:
 
 
 def _part(module: str) -> str | None:
-    for part in (*FLOORS, *APART):
+    for part in (*FLOORS, *APART, *GROUND):
         if module == part or module.startswith(part + "."):
             return part
     return None
@@ -87,8 +89,25 @@ def test_imports_run_one_way() -> None:
             other = _part(target)
             if other is None or other == own or own is None:
                 continue
+            if own in GROUND:
+                upward.append(f"{rel} -> {target}: {own} is the ground floor (imports nothing)")
+                continue
+            if other in GROUND:
+                continue
             if own in APART or other in APART:
                 upward.append(f"{rel} -> {target}: {own if own in APART else other} stands apart")
             elif FLOORS[other] > FLOORS[own]:
                 upward.append(f"{rel} (floor {FLOORS[own]}) imports {target} (floor {FLOORS[other]})")
+    assert upward == []
+
+
+def test_reference_impl_imports_nothing_from_harness() -> None:
+    """The oracle is the bottom floor: the harness checks against it, so it may not lean on the harness."""
+    pattern = re.compile(r"^\s*(import harness|from harness)\b", re.MULTILINE)
+    upward = []
+    for path in sorted((ROOT / "reference_impl").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        upward += [f"{rel} imports {module}" for module in sorted(_harness_imports(path))]
+        text = path.read_text(encoding="utf-8")
+        upward += [f"{rel}: {match.group(0).strip()}" for match in pattern.finditer(text)]
     assert upward == []

@@ -1,7 +1,7 @@
 """Paired gate calibration: pools of co-resident request pairs under run-time injected delays, and the rates.
 
 `collect` starts ONE co-resident server pair (harness.gate.coresident, the gate's own machinery), both
-servers reading a delay file (HARNESS_INJECT_DELAY_FILE, harness/instrument/delay_switch.py): first an
+servers reading a delay file (HARNESS_INJECT_DELAY_FILE, reference_impl/contract/delay_switch.py): first an
 A/A batch of pairs, then, for each level, the head's file says `gpu <us>` or `host <us>` (the slowdown
 times the A/A batch's base TPOT) and another batch runs on the same servers. The base file stays off.
 `evaluate` simulates gate decisions on windows of consecutive pairs (harness.gate.paired_calibration)

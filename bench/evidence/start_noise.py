@@ -64,8 +64,8 @@ def run(plan: NoisePlan) -> list[StartSpread]:
     for start in range(plan.starts):
         for pin, pinning in zip(plan.pins, pinnings, strict=True):
             out = plan.out / "runs" / _label(pin) / f"start-{start:02d}"
-            config = RunConfig(out_dir=out, scenarios=(scenario.name,), requests=plan.requests,
-                               warmups=plan.warmups, launcher=launcher, progress=False, pinning=pinning)
+            config = RunConfig(out_dir=out, requests=plan.requests,
+                               warmups=plan.warmups, launcher=launcher, pinning=pinning)
             began = time.monotonic()
             (result,) = run_all(config, [scenario], ["bench/evidence/start_noise.py", pin], Console(stderr=True, quiet=True))
             if result["status"] != "ok":

@@ -5,8 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from harness.measure.client import RequestSample, StreamingClient
-from harness.run import prompt_ids
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 
 
 def timed_bs1_requests(benchmark: Any, client: StreamingClient, input_len: int, output_len: int,

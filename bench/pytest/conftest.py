@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import RunConfig, server_argv
 from harness.measure.client import StreamingClient
-from harness.run import server_argv
 from harness.scenarios.catalog import Scenario, load_scenario
 from harness.serve.server import LaunchSpec, Server, free_port
 
@@ -37,7 +36,7 @@ def live_server(request: pytest.FixtureRequest, bench_scenario: Scenario,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The reference engine serving the scenario; the whole process group is stopped afterwards."""
     out: Path = tmp_path_factory.mktemp("live-server")
-    config = RunConfig(out_dir=out, scenarios=(bench_scenario.name,), target="reference",
+    config = RunConfig(out_dir=out, target="reference",
                        extra_server_args=tuple(request.config.getoption("--engine-arg")))
     port = free_port(HOST)
     spec = LaunchSpec(argv=tuple(server_argv(bench_scenario, config, port)), env=(), host=HOST, port=port,

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import requests
 
-from harness.measure.client import RequestSample, StreamingClient
-from harness.run import prompt_ids
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.serve.server import free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import RunConfig, server_argv
 from harness.instrument.launch import instrument_env
 from harness.instrument.reader import load_records
-from harness.measure.client import RequestSample, StreamingClient
-from harness.run import prompt_ids, server_argv
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.scenarios.catalog import Scenario, load_scenario
 from harness.serve.server import LaunchSpec, Server, free_port
 
@@ -44,7 +43,7 @@ INSTRUMENTED_FIRST = os.environ.get("HARNESS_OVERHEAD_INSTRUMENTED_FIRST") == "1
 
 
 def _launch(scenario: Scenario, out: Path, env: dict[str, str]) -> LaunchSpec:
-    config = RunConfig(out_dir=out, scenarios=(scenario.name,), target=TARGET, extra_server_args=EXTRA_ARGS)
+    config = RunConfig(out_dir=out, target=TARGET, extra_server_args=EXTRA_ARGS)
     port = free_port(HOST)
     return LaunchSpec(argv=tuple(server_argv(scenario, config, port)), env=tuple(env.items()), host=HOST,
                       port=port, log_path=out / "server.log", startup_timeout_s=config.startup_deadline_s(),

@@ -21,15 +21,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import RunConfig, server_argv
 from harness.instrument.launch import instrument_env
 from harness.instrument.reader import load_records
 from harness.instrument.sglang_hooks import Probe
-from harness.instrument.step_timer import ENV_STEP_TIMING
-from harness.measure.client import RequestSample, StreamingClient
-from harness.run import prompt_ids, server_argv
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.scenarios.catalog import Scenario, load_scenario
 from harness.serve.server import LaunchSpec, Server, free_port
+from reference_impl.contract.step_timer import ENV_STEP_TIMING
 
 HOST = "127.0.0.1"
 INPUT_LEN = 32
@@ -65,7 +64,7 @@ def test_probe_cost_per_decode_step(benchmark, tmp_path: Path) -> None:
 
 
 def _launch(scenario: Scenario, out: Path, env: dict[str, str]) -> LaunchSpec:
-    config = RunConfig(out_dir=out, scenarios=(scenario.name,), target="reference")
+    config = RunConfig(out_dir=out, target="reference")
     port = free_port(HOST)
     return LaunchSpec(argv=tuple(server_argv(scenario, config, port)), env=tuple(env.items()), host=HOST,
                       port=port, log_path=out / "server.log", startup_timeout_s=config.startup_deadline_s(),

@@ -1,1 +1,4 @@
-"""sglang.bench_serving interop: its JSONL <-> harness results, a word-level tokenizer, the fidelity run."""
+"""sglang.bench_serving interop: its JSONL <-> harness results and a word-level tokenizer.
+
+The side-by-side fidelity sitting (one-off evidence code) lives in bench/evidence.
+"""

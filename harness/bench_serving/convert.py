@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.store.result import IMPORTED_KIND, SCHEMA_VERSION, read_text
 from harness.store.results import summarize
 
@@ -37,7 +38,7 @@ _METRICS = (("ttft_ms", "ttft"), ("tpot_ms", "tpot"), ("itl_ms", "itl"), ("e2e_m
 _FLOAT_TAG = "$float"
 
 
-class BenchServingError(ValueError):
+class BenchServingError(HarnessError, ValueError):
     """A line that cannot be imported; the message starts with FILE:LINE and names the field."""
 
 

@@ -14,20 +14,14 @@ import sys
 from pathlib import Path
 
 from harness.bench_serving.convert import BenchServingError, Line, read_jsonl, to_result
+from harness.errors import entry_point
+from harness.provenance import harness_identity
 from harness.store.atomic import ResultWriteError
 from harness.store.manifest import MANIFEST_FILE, Manifest
 from harness.store.result import ResultError
 from harness.store.results import validate, write_result
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def harness_identity() -> dict[str, object]:
-    """The importing harness's version and commit (recorded like a run's)."""
-    from harness.run import _git_commit, _package_version
-
-    commit, dirty = _git_commit()
-    return {"version": _package_version(), "commit": commit, "dirty": dirty}
 
 
 def import_lines(lines: list[Line], out: Path, scenario: str, argv: list[str]) -> list[Path]:
@@ -50,6 +44,7 @@ def import_lines(lines: list[Line], out: Path, scenario: str, argv: list[str]) -
     return written
 
 
+@entry_point("harness import: error")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="harness import", description="Import sglang.bench_serving JSONL output.")
@@ -77,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
                                         f"(lines: {', '.join(map(str, sorted(known)))})")
             lines = [line for line in lines if line.number in args.line]
         paths = import_lines(lines, out, args.scenario, ["harness", "import", *argv])
-    except BenchServingError as exc:
-        print(f"harness import: error: {exc}", file=sys.stderr)
-        return 2
     except ResultWriteError as exc:
         print(f"harness import: error: {exc}", file=sys.stderr)
         return 74

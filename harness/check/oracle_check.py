@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.errors import HarnessError
 from harness.instrument.reader import LoadedRecords, Record
 from reference_impl.inputs import OracleInput, ServerArgs
 
@@ -58,7 +59,10 @@ class OracleReport:
     prediction: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
-    def ok(self) -> bool:
+    def ok(self) -> bool | None:
+        """True when no verdict failed; None when none was checked at all (nothing to judge)."""
+        if all(v.passed is None for v in self.verdicts):
+            return None
         return all(v.passed is not False for v in self.verdicts)
 
     @property
@@ -69,15 +73,45 @@ class OracleReport:
         return {"ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts]}
 
 
-class OracleCheckError(ValueError):
+class OracleCheckError(HarnessError, ValueError):
     """The scenario cannot be turned into an oracle input; the message names the field or file."""
 
 
-def check(scenario: ScenarioLike, loaded: LoadedRecords) -> OracleReport:
-    """Predict the scenario with all fixes applied and compare every observable value with the records."""
+# The hooks (record kinds) whose records the verdicts below read.
+_HOOKS = ("dispatcher_init", "dispatch", "attn_tp_gather", "cuda_graph_capture", "set_dp_buffer_len",
+          "mlp_scatter_mode", "parallel_groups", "capture_oom")
+
+
+def check(scenario: ScenarioLike, loaded: LoadedRecords, started: bool = True) -> OracleReport:
+    """Predict the scenario with all fixes applied and compare every observable value with the records.
+
+    `started`: whether the server came up; when it did not, a value it never recorded is not checked
+    (passed None) rather than failed, and a scenario that expects the refusal checks that it happened.
+    """
     prediction = predict_scenario(scenario, sglang_version(loaded))
-    verdicts = [*_expect_verdicts(scenario, prediction), *_record_verdicts(scenario, prediction, loaded)]
+    verdicts = [*_expect_verdicts(scenario, prediction), *_refusal_verdicts(scenario, started),
+                *_record_verdicts(scenario, prediction, loaded, started)]
     return OracleReport(tuple(verdicts), prediction)
+
+
+def expects_refusal(scenario: ScenarioLike) -> bool:
+    """The scenario says the configuration is invalid ([oracle.expect] config_valid = false)."""
+    return dict(scenario.oracle.expect).get("config_valid") is False
+
+
+def refusal(scenario: ScenarioLike) -> str | None:
+    """The rules that make the oracle call the scenario invalid; None: it is valid, or expects the refusal."""
+    prediction = predict_scenario(scenario)
+    if prediction["config_valid"] or expects_refusal(scenario):
+        return None
+    return "; ".join(prediction["errors"]) or "config_valid is false"
+
+
+def _refusal_verdicts(scenario: ScenarioLike, started: bool) -> list[Verdict]:
+    if not expects_refusal(scenario):
+        return []
+    return [Verdict("server_refused", True, not started, not started,
+                    "the oracle calls the configuration invalid, so the server must refuse to start")]
 
 
 def sglang_version(loaded: LoadedRecords) -> str | None:
@@ -181,16 +215,38 @@ def _same(a: Any, b: Any) -> bool:
     )
 
 
-def _record_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded: LoadedRecords) -> list[Verdict]:
-    missing = {r["target"]: r["reason"] for r in loaded.of_kind("hook_missing")}
+def _record_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded: LoadedRecords,
+                     started: bool) -> list[Verdict]:
+    missing = _unobservable(loaded, started)
     out: list[Verdict] = []
-    out += _dispatcher_verdicts(prediction, loaded.of_kind("dispatcher_init"), missing)
+    out += _dispatcher_verdicts(prediction, loaded.of_kind("dispatcher_init"), missing, started)
     out += _dispatch_verdicts(scenario, prediction, loaded.of_kind("dispatch"), missing)
     out += _gather_verdicts(prediction, loaded.of_kind("attn_tp_gather"), missing)
-    out += _capture_verdicts(scenario, prediction, loaded, missing)
+    out += _capture_verdicts(scenario, prediction, loaded, missing, started)
     out += _scatter_verdicts(prediction, loaded.of_kind("mlp_scatter_mode"), missing)
     out += _group_verdicts(scenario, prediction, loaded.of_kind("parallel_groups"), missing)
     return out
+
+
+def _unobservable(loaded: LoadedRecords, started: bool) -> dict[str, str]:
+    """Hook -> why an unrecorded value is not checked: missing in sglang, or the server never started."""
+    out = {r["target"]: f"not observable: hook {r['target']} missing ({r['reason']})"
+           for r in loaded.of_kind("hook_missing")}
+    if not started:
+        # Records written before a failed startup still count (a hook that recorded is judged as usual);
+        # a hook the server never got to is not checked.
+        for hook in _HOOKS:
+            if not loaded.of_kind(hook):
+                out.setdefault(hook, f"not checked: the server did not start (no {hook} record)")
+    return out
+
+
+def _not_checked(name: str, expected: Any, hooks: Sequence[str], loaded: LoadedRecords, started: bool,
+                 missing: dict[str, str]) -> Verdict | None:
+    """A presence verdict (a record kind seen or not) of a server that never started nor recorded `hooks`."""
+    if started or any(loaded.of_kind(hook) for hook in hooks):
+        return None
+    return Verdict(name, expected, None, None, missing[hooks[0]], skipped=True)
 
 
 def _observe_one(name: str, expected: Any, values: Sequence[Any], what: str, hook: str,
@@ -199,8 +255,7 @@ def _observe_one(name: str, expected: Any, values: Sequence[Any], what: str, hoo
     distinct = _distinct(values)
     if not distinct:
         if hook in missing:
-            return Verdict(name, expected, None, None, f"not observable: hook {hook} missing "
-                           f"({missing[hook]})", skipped=True)
+            return Verdict(name, expected, None, None, missing[hook], skipped=True)
         return Verdict(name, expected, None, False, f"no {what} record")
     observed = distinct[0] if len(distinct) == 1 else distinct
     passed = len(distinct) == 1 and _same(expected, distinct[0])
@@ -227,8 +282,11 @@ _DISPATCHER_VALUES = (
 
 
 def _dispatcher_verdicts(prediction: dict[str, Any], records: Sequence[Record],
-                         missing: dict[str, str]) -> list[Verdict]:
+                         missing: dict[str, str], started: bool) -> list[Verdict]:
     if prediction.get("a2a_max_num_tokens") is None:
+        if not started and not records:
+            return [Verdict("a2a_dispatcher_constructed", False, None, None, missing["dispatcher_init"],
+                            skipped=True)]
         # No A2A dispatcher in this configuration: none may be constructed.
         return [Verdict("a2a_dispatcher_constructed", False, bool(records), not records,
                         f"{len(records)} dispatcher_init record(s)")]
@@ -280,7 +338,7 @@ def _gather_verdicts(prediction: dict[str, Any], records: Sequence[Record],
 
 
 def _capture_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded: LoadedRecords,
-                      missing: dict[str, str]) -> list[Verdict]:
+                      missing: dict[str, str], started: bool) -> list[Verdict]:
     out: list[Verdict] = []
     captures = loaded.of_kind("cuda_graph_capture")
     batch = _batch_size(scenario.oracle)
@@ -307,6 +365,11 @@ def _capture_verdicts(scenario: ScenarioLike, prediction: dict[str, Any], loaded
     if prediction.get("predicted_capture_oom") is not None:
         ooms = loaded.of_kind("capture_oom")
         expected = bool(prediction["predicted_capture_oom"])
+        unchecked = _not_checked("predicted_capture_oom", expected, ("cuda_graph_capture", "capture_oom"),
+                                 loaded, started, missing)
+        if unchecked is not None:
+            out.append(unchecked)
+            return out
         out.append(Verdict("predicted_capture_oom", expected, bool(ooms), bool(ooms) == expected,
                            f"{len(ooms)} capture_oom record(s)"))
     return out
@@ -351,9 +414,7 @@ def _variant_records(records: Sequence[Record], is_sparse: bool) -> list[Record]
 def _set_verdict(name: str, expected: set[str], observed: list[str], records: Sequence[Record],
                  missing: dict[str, str]) -> Verdict:
     if not records and "mlp_scatter_mode" in missing:
-        return Verdict(name, sorted(expected), None, None,
-                       f"not observable: hook mlp_scatter_mode missing ({missing['mlp_scatter_mode']})",
-                       skipped=True)
+        return Verdict(name, sorted(expected), None, None, missing["mlp_scatter_mode"], skipped=True)
     return Verdict(name, sorted(expected), observed, set(observed) == expected,
                    f"set of modes over {len(records)} mlp_scatter_mode record(s)")
 

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import entry_point
 from harness.gate import plots
-from harness.gate.compare import EXIT_INFRA, GateOutcome, compare_sides
+from harness.gate.compare import GateOutcome, compare_sides
 from harness.gate.config import GateConfig, load_config
 from harness.gate.errors import GateInputError
 from harness.gate.load import Side, load_side
 from harness.gate.report import markdown, regime_lines, verdict_json
 from harness.gate.sampling import ALTERNATING_ROUNDS, PAIRED_ROUNDS, SamplingPlan, produce
 from harness.gate.sequential import DEFAULT_MAX_LOOKS, LookPlan, Sampling
-from harness.measure.warmup import WarmupPolicy, parse_warmups
+from harness.options import add_pin, add_requests, add_target, add_warmups
 from harness.serve.affinity import AffinityError, parse_pinning
 from harness.store.atomic import atomic_write_json, atomic_write_text
 
@@ -37,35 +38,32 @@ class ReportOptions:
     plots: bool
 
 
+@entry_point("harness gate")
 def main(argv: list[str]) -> int:
     """Entry point for `harness gate ...`; 0 pass, 1 regression, 2 infrastructure failure, 3 inconclusive."""
     if argv and argv[0] == "gate":
         argv = argv[1:]
     args = _parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-        options = ReportOptions(out=args.out, artifact_url=args.artifact_url, plots=not args.no_plots)
-        looks = _look_plan(args)
-        if args.base_cmd or args.head_cmd:
-            base_dir, head_dir, sampling = _produce(args, config, looks)
-        else:
-            if args.scenarios:
-                raise GateInputError("scenario names are only taken with --base-cmd/--head-cmd")
-            if not (args.base and args.head):
-                raise GateInputError("give --base DIR and --head DIR (or --base-cmd/--head-cmd SCENARIO...)")
-            if args.budget is not None:
-                raise GateInputError("--budget: only with --base-cmd/--head-cmd (the gate samples more itself)")
-            base_dir, head_dir = args.base, args.head
-            sampling = Sampling(design="given", design_reason="paired results are compared pair by pair",
-                                max_looks=1, budget_s=None, elapsed_s=0.0)
-        metrics = tuple(r.name for r in config.metrics)
-        base, head = load_side(base_dir, metrics), load_side(head_dir, metrics)
-        # The verdicts use the same per-look error rates as the looks that chose when to stop.
-        config = looks.config_at_each_look(config)
-        outcome = compare_sides(base, head, config)
-    except GateInputError as exc:
-        print(f"harness gate: {exc}", file=sys.stderr)
-        return EXIT_INFRA
+    config = load_config(args.config)
+    options = ReportOptions(out=args.out, artifact_url=args.artifact_url, plots=not args.no_plots)
+    looks = _look_plan(args)
+    if args.base_cmd or args.head_cmd:
+        base_dir, head_dir, sampling = _produce(args, config, looks)
+    else:
+        if args.scenarios:
+            raise GateInputError("scenario names are only taken with --base-cmd/--head-cmd")
+        if not (args.base and args.head):
+            raise GateInputError("give --base DIR and --head DIR (or --base-cmd/--head-cmd SCENARIO...)")
+        if args.budget is not None:
+            raise GateInputError("--budget: only with --base-cmd/--head-cmd (the gate samples more itself)")
+        base_dir, head_dir = args.base, args.head
+        sampling = Sampling(design="given", design_reason="paired results are compared pair by pair",
+                            max_looks=1, budget_s=None, elapsed_s=0.0)
+    metrics = tuple(r.name for r in config.metrics)
+    base, head = load_side(base_dir, metrics), load_side(head_dir, metrics)
+    # The verdicts use the same per-look error rates as the looks that chose when to stop.
+    config = looks.config_at_each_look(config)
+    outcome = compare_sides(base, head, config)
     print(write_report(outcome, config, base, head, options, sampling), end="")
     for problem in outcome.problems:
         print(f"harness gate: {problem}", file=sys.stderr)
@@ -171,27 +169,17 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"with --budget: looks at most, each at 1/N of the error rates (default {DEFAULT_MAX_LOOKS})")
     p.add_argument("--order", choices=("abba", "abab"), default="abba",
                    help="abba (default): A B, B A, A B ... cancels linear drift; abab: base always first")
-    p.add_argument("--requests", type=_positive, default=DEFAULT_REQUESTS,
-                   help=f"measured requests per server start and side: request pairs per server pair in the "
-                        f"paired design (default {DEFAULT_REQUESTS})")
-    p.add_argument("--warmups", type=_warmups, default=None, metavar="N|auto",
-                   help="warm-up requests per server start; auto: until TPOT is steady (harness run --help)")
-    p.add_argument("--pin", default="none", metavar="none|auto|SERVER/CLIENT",
-                   help="cores for the servers and the client, e.g. 2-5/1 (auto: the client on the last "
-                        "usable core, the servers on the rest; default none: no gain measured on an H200)")
-    p.add_argument("--target", default="reference", choices=("reference", "sglang"))
+    add_requests(p, f"measured requests per server start and side: request pairs per server pair in the "
+                    f"paired design (default {DEFAULT_REQUESTS})", default=DEFAULT_REQUESTS)
+    add_warmups(p, "warm-up requests per server start; auto: until TPOT is steady (harness run --help)")
+    add_pin(p, "cores for the servers and the client, e.g. 2-5/1 (auto: the client on the last "
+               "usable core, the servers on the rest; default none: no gain measured on an H200)")
+    add_target(p)
     p.add_argument("--config", type=Path, default=None, help="thresholds TOML (default: the packaged one)")
     p.add_argument("--out", type=Path, default=Path("gate-report"), help="report directory (default gate-report)")
     p.add_argument("--artifact-url", default=None, help="URL prefix for artifact links in the Markdown")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
-
-
-def _warmups(text: str) -> WarmupPolicy:
-    try:
-        return parse_warmups(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:

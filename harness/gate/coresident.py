@@ -281,10 +281,10 @@ class _LiveStartPair:
         plan = self.owner.plan
         view = self.turns.side(side)
         run_dir = self.owner.sides.run_dir(side, self.index)
-        config = RunConfig(out_dir=run_dir, scenarios=(self.owner.scenario.name,), target=plan.target,
+        config = RunConfig(out_dir=run_dir, target=plan.target,
                            requests=self.turns.planned, warmups=plan.warmups,
                            launcher=plan.base_cmd if side == "base" else plan.head_cmd, port=port,
-                           progress=False, pinning=plan.pinning.share(SIDES.index(side), len(SIDES)),
+                           pinning=plan.pinning.share(SIDES.index(side), len(SIDES)),
                            lock_held=True,
                            extra_server_args=plan.extra_server_args)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from harness.errors import HarnessError
 
-class GateInputError(Exception):
+
+class GateInputError(HarnessError):
     """Missing, empty, corrupt or mismatched results or config: an infrastructure failure."""

@@ -12,7 +12,6 @@ Several results of one commit (re-runs) are merged into their median.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from harness.errors import entry_point
 from harness.gate import plots
 from harness.gate.config import load_config
 from harness.gate.control_points import Comparison, comparison_dirs, load_comparison
@@ -82,6 +82,7 @@ class HistoryOptions:
     plots: bool
 
 
+@entry_point("harness history")
 def main(argv: list[str]) -> int:
     """Entry point; 0 when the history was analysed, 2 on missing or bad input."""
     if argv and argv[0] == "history":
@@ -91,11 +92,7 @@ def main(argv: list[str]) -> int:
                              out=args.out or
                              args.results_dir / "history", beta=args.beta, min_size=args.min_size,
                              plots=not args.no_plots)
-    try:
-        series = analyse(options)
-    except GateInputError as exc:
-        print(f"harness history: {exc}", file=sys.stderr)
-        return 2
+    series = analyse(options)
     print(write_history_report(series, options), end="")
     return 0
 

@@ -116,8 +116,8 @@ def harness_run_side(plan: InterleavePlan, side_round: SideRound) -> None:
     except ScenarioError as exc:
         raise GateInputError(str(exc)) from exc
     # run_interleaved holds the machine lock for all rounds (machine_lock).
-    config = RunConfig(out_dir=side_round.run_dir, scenarios=tuple(s.name for s in scenarios), target=plan.target,
+    config = RunConfig(out_dir=side_round.run_dir, target=plan.target,
                        requests=plan.requests, warmups=plan.warmups, launcher=side_round.server_cmd,
-                       progress=False, pinning=plan.pinning, lock_held=True)
+                       pinning=plan.pinning, lock_held=True)
     argv = ["harness", "gate", f"--{side_round.side}-cmd", " ".join(side_round.server_cmd), *plan.scenarios]
     run_all(config, scenarios, argv, Console(stderr=True, quiet=True))

@@ -17,10 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.errors import entry_point
 from harness.gate import cli as gate_cli
 from harness.gate.compare import EXIT_INCONCLUSIVE, EXIT_INFRA, EXIT_PASS, EXIT_REGRESSION
 from harness.gate.control_points import CONTROL_DIR, CONTROL_FILE, SCHEMA_VERSION, VERDICT_FILE
-from harness.scenarios.catalog import ScenarioError, load_scenario
+from harness.gate.errors import GateInputError
+from harness.measure.warmup import WarmupPolicy
+from harness.options import add_requests, add_target, add_warmups, warmups_text
+from harness.scenarios.catalog import load_scenario
 from harness.store.atomic import ResultWriteError, atomic_write_json
 from harness.store.result import RESULT_FILE, ResultError, read_object
 from harness.store.results import write_result
@@ -50,7 +54,7 @@ class NightlyConfig:
     target: str
     out: Path  # RUN_DIR
     requests: int | None  # request pairs per server pair; None: the gate's default
-    warmups: str | None
+    warmups: WarmupPolicy | None
     rounds: int | None  # server-start pairs; None: the gate's default (one)
     plots: bool
 
@@ -65,6 +69,7 @@ class Recorded:
     verdict: bool  # the gate wrote verdict.json
 
 
+@entry_point("harness nightly")
 def main(argv: list[str]) -> int:
     """0: every scenario compared and its head result stored; 1: a head run failed; 2: bad input or no comparison."""
     if argv and argv[0] == "nightly":
@@ -74,11 +79,7 @@ def main(argv: list[str]) -> int:
                   head_cmd=args.head_cmd)
     config = NightlyConfig(scenarios=tuple(args.scenarios), night=night, target=args.target, out=args.out,
                            requests=args.requests, warmups=args.warmups, rounds=args.rounds, plots=not args.no_plots)
-    try:
-        names = _scenario_names(config)
-    except ValueError as exc:
-        print(f"harness nightly: {exc}", file=sys.stderr)
-        return EXIT_INFRA
+    names = _scenario_names(config)
     recorded = []
     for argument, name in zip(config.scenarios, names, strict=True):
         gate_out = config.out / CONTROL_DIR / name
@@ -103,7 +104,7 @@ def gate_argv(config: NightlyConfig, scenario: str, gate_out: Path) -> list[str]
     if config.requests is not None:
         argv += ["--requests", str(config.requests)]
     if config.warmups is not None:
-        argv += ["--warmups", config.warmups]
+        argv += ["--warmups", warmups_text(config.warmups)]
     if config.rounds is not None:
         argv += ["--rounds", str(config.rounds)]
     if not config.plots:
@@ -152,27 +153,23 @@ def _version(result: dict[str, Any] | None) -> str | None:
 def _scenario_names(config: NightlyConfig) -> list[str]:
     """Each scenario's name (its directories' name); refuses a RUN_DIR that already holds one of them."""
     if not config.night.commit.strip():
-        raise ValueError("--commit: empty")
+        raise GateInputError("--commit: empty")
     for flag, cmd in (("--control-cmd", config.night.control_cmd), ("--head-cmd", config.night.head_cmd)):
         try:
-            if not shlex.split(cmd):
-                raise ValueError(f"{flag}: empty")
+            words = shlex.split(cmd)
         except ValueError as exc:
-            raise ValueError(f"{flag}: {exc}") from None
-    names = []
-    for scenario in config.scenarios:
-        try:
-            names.append(load_scenario(scenario).name)
-        except ScenarioError as exc:
-            raise ValueError(str(exc)) from None
+            raise GateInputError(f"{flag}: {exc}") from None
+        if not words:
+            raise GateInputError(f"{flag}: empty")
+    names = [load_scenario(scenario).name for scenario in config.scenarios]  # a ScenarioError names the file
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"scenario {', '.join(duplicates)} given more than once")
+        raise GateInputError(f"scenario {', '.join(duplicates)} given more than once")
     for name in names:
         # No lost data: an earlier night's results in the same RUN_DIR are never overwritten.
         for taken in (config.out / name / RESULT_FILE, config.out / CONTROL_DIR / name):
             if taken.exists():
-                raise ValueError(f"{taken}: already exists; give a fresh --out")
+                raise GateInputError(f"{taken}: already exists; give a fresh --out")
     return names
 
 
@@ -185,11 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--head-cmd", required=True, help="server command prefix of the commit under test (head side)")
     p.add_argument("--commit", required=True, help="the commit under test: target.commit of the stored results")
     p.add_argument("--commit-time", default=None, help="its commit time, ISO 8601 (orders `harness history`)")
-    p.add_argument("--target", default="sglang", choices=("reference", "sglang"))
+    add_target(p, default="sglang")
     p.add_argument("--out", type=Path, required=True, help="the night's run directory (RUN_DIR)")
-    p.add_argument("--requests", type=_positive, default=None,
-                   help="request pairs per server pair (default: the gate's)")
-    p.add_argument("--warmups", default=None, metavar="N|auto", help="warm-up requests per server start")
+    add_requests(p, "request pairs per server pair (default: the gate's)")
+    add_warmups(p, "warm-up requests per server start")
     p.add_argument("--rounds", type=_positive, default=None,
                    help="server-start pairs (default: the gate's, one); the absolute series takes the first")
     p.add_argument("--no-plots", action="store_true", help="skip the gate's PNG plots")

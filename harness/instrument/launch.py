@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.instrument.records import ENV_DIR
+from reference_impl.contract.records import ENV_DIR
 
 ENV_TARGET = "HARNESS_INSTRUMENT_TARGET"
 PROBE_DIR = Path(__file__).resolve().parent / "probe"

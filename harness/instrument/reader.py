@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.instrument.records import COMMON_FIELDS, FIELDS, KINDS, SCHEMA_VERSION
+from reference_impl.contract.records import COMMON_FIELDS, FIELDS, KINDS, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

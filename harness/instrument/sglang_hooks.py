@@ -16,11 +16,18 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .delay_switch import DelaySwitch, DeviceSleep, spin, switch_from_env
 from .finder import PostImportFinder
-from .records import ENV_DIR, ENV_RANK, RecordWriter
-from .step_timer import Step, StepTimer, step_timing_enabled
 from .targets import TARGETS, Candidate, HookTarget, module_file, resolve_target
+
+# Inside a server the probe's sitecustomize loaded the contract privately, next to this package.
+if __package__ == "_harness_instrument":
+    from _harness_contract.delay_switch import DelaySwitch, DeviceSleep, spin, switch_from_env
+    from _harness_contract.records import ENV_DIR, ENV_RANK, RecordWriter
+    from _harness_contract.step_timer import Step, StepTimer, step_timing_enabled
+else:
+    from reference_impl.contract.delay_switch import DelaySwitch, DeviceSleep, spin, switch_from_env
+    from reference_impl.contract.records import ENV_DIR, ENV_RANK, RecordWriter
+    from reference_impl.contract.step_timer import Step, StepTimer, step_timing_enabled
 
 ENV_EAGER_CALLS = "HARNESS_INSTRUMENT_EAGER_CALLS"
 DEFAULT_EAGER_CALLS = 16

@@ -24,6 +24,12 @@ ERROR_KINDS = ("http_status", "connection", "timeout", "stream_cut", "malformed_
                "token_count")
 
 
+def prompt_ids(length: int, vocab_size: int, seed: int) -> list[int]:
+    """Deterministic token ids, different per request so no prefix is shared between requests."""
+    span = max(vocab_size - 100, 1)
+    return [100 + (seed * 7919 + k * 104729 + 17) % span for k in range(length)]
+
+
 class SseDecoder:
     """Incremental SSE parser: feed bytes as they arrive, get complete `data` payloads back."""
 

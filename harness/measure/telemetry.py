@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from harness.errors import HarnessError
+
 DEFAULT_INTERVAL_S = 0.1
 PHASES = ("warmup", "measure")
 FIELDS = ("sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c")
@@ -32,7 +34,7 @@ NOT_THROTTLE = frozenset({"gpu_idle"})
 _CLOCK_SM, _CLOCK_MEM, _TEMPERATURE_GPU = 1, 2, 0
 
 
-class NvmlUnavailable(RuntimeError):
+class NvmlUnavailable(HarnessError, RuntimeError):
     """pynvml is not installed, or NVML cannot start or sees no GPU."""
 
 

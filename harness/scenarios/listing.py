@@ -8,17 +8,15 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from harness.scenarios.catalog import ScenarioError, list_scenarios
+from harness.errors import entry_point
+from harness.scenarios.catalog import list_scenarios
 
 
+@entry_point("harness list: error")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness list", description="List the scenario catalog.")
     parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        scenarios = list_scenarios()
-    except ScenarioError as exc:
-        print(f"harness list: error: {exc}", file=sys.stderr)
-        return 2
+    scenarios = list_scenarios()
     table = Table(title="scenarios (harness/scenarios/*.toml)")
     for column in ("name", "targets", "guards", "sglang GPUs", "workload", "description"):
         table.add_column(column, no_wrap=column in ("name", "guards"))

@@ -12,8 +12,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from harness.errors import HarnessError, entry_point
 
-class AffinityError(ValueError):
+
+class AffinityError(HarnessError, ValueError):
     """A CPU list that cannot be used here; the message names the option."""
 
 
@@ -129,15 +131,12 @@ def _sorted(cpus: frozenset[int] | None) -> list[int] | None:
     return None if cpus is None else sorted(cpus)
 
 
+@entry_point("harness.serve.affinity: error")
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m harness.serve.affinity CPUS -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    try:
-        cpus = parse_cpus(argv[0], "CPUS", usable_cpus())
-    except AffinityError as exc:
-        print(f"harness.serve.affinity: error: {exc}", file=sys.stderr)
-        return 2
+    cpus = parse_cpus(argv[0], "CPUS", usable_cpus())
     os.sched_setaffinity(0, cpus)
     os.execvp(argv[2], argv[2:])
 

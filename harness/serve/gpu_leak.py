@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import HarnessError
+
 # The driver frees a killed process's memory asynchronously; look again for this long before
 # calling it a leak.
 DEFAULT_SETTLE_S = 5.0
 _POLL_S = 0.25
 
 
-class NvmlUnavailable(RuntimeError):
+class NvmlUnavailable(HarnessError, RuntimeError):
     """pynvml is not installed, or NVML cannot start (no driver, no GPU)."""
 
 

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Mapping
@@ -23,6 +22,9 @@ from pathlib import Path
 from types import TracebackType
 
 import psutil
+
+from harness.errors import HarnessError
+from harness.provenance import hostname
 
 LOCK_DIR_ENV = "HARNESS_LOCK_DIR"
 # Every process the run starts inherits this token, so whoever takes over a dead run's lock can find
@@ -35,8 +37,10 @@ _TAKEOVER_GUARD_STALE_S = 10.0
 _KILL_WAIT_S = 10.0
 
 
-class LockHeldError(RuntimeError):
+class LockHeldError(HarnessError, RuntimeError):
     """Another live harness run holds one of the GPUs (or the CPU host); the message names it."""
+
+    exit_code = 75  # sysexits.h EX_TEMPFAIL: not bad input; try again later
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class LockOwner:
 
     @classmethod
     def me(cls, run_dir: Path) -> LockOwner:
-        return cls(pid=os.getpid(), host=socket.gethostname(),
+        return cls(pid=os.getpid(), host=hostname(),
                    started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    create_time=psutil.Process().create_time(), token=secrets.token_hex(8), run_dir=str(run_dir))
 
@@ -88,7 +92,7 @@ def read_owner(path: Path) -> LockOwner | None:
 
 def owner_alive(owner: LockOwner) -> bool:
     """True unless the owner is known dead: same host, and its pid is gone, a zombie or a newer process."""
-    if owner.host != socket.gethostname():
+    if owner.host != hostname():
         return True  # another host's processes cannot be checked from here
     try:
         process = psutil.Process(owner.pid)
@@ -227,7 +231,7 @@ class GpuLock:
         key = path.stem
         what = "the CPU host" if key == "cpu" else f"GPU {key.removeprefix('gpu-')}"
         message = f"{what} is in use by {holder.describe()}; lock file {path}"
-        if holder.host != socket.gethostname():
+        if holder.host != hostname():
             message += " (another host: remove the file if that run is gone)"
         return message
 

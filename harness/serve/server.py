@@ -20,6 +20,7 @@ from types import TracebackType
 import psutil
 import requests
 
+from harness.errors import HarnessError
 from harness.serve.lock import OWNER_TOKEN_ENV
 from harness.serve.server_log import FATAL_MARKER, CaptureInfo, Milestone, diagnose, milestone, parse_capture
 from harness.serve.watchdog import (
@@ -40,7 +41,7 @@ _POLL_S = 0.1
 _SETTLE_S = 1.0
 
 
-class PortInUseError(RuntimeError):
+class PortInUseError(HarnessError, RuntimeError):
     """The requested port is already bound on the host."""
 
 

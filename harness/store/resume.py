@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from harness.errors import HarnessError
 from harness.store.manifest import MANIFEST_FILE, Manifest
 from harness.store.result import RESULT_FILE, ResultError, read_json_object
 from harness.store.results import load_result
@@ -23,7 +24,7 @@ from harness.store.results import load_result
 ATTEMPTS_DIR = ".attempts"
 
 
-class ResumeError(ValueError):
+class ResumeError(HarnessError, ValueError):
     """RUN_DIR cannot be resumed; the message names the file and the problem."""
 
 

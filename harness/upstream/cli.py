@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import entry_point
 from harness.upstream.check import FIX_VERDICTS, run_tree
 from harness.upstream.grid import cases, discriminating
 from harness.upstream.linker import LinkError, SourceTree, UnreadableSource
-from harness.upstream.local import LocalSource, LocalSourceError, locate, preflight
+from harness.upstream.local import LocalSource, locate, preflight
 from harness.upstream.report import VERDICTS_FILE, ReleaseReport, RevertProof
 from harness.upstream.sources import DEFAULT_CACHE, REVERTS, SourceError, Sources, releases
 from harness.upstream.standins import StandInError
@@ -95,16 +96,9 @@ def _parse(argv: list[str], prog: str, compat: bool) -> UpstreamConfig:
     if ns.source is not None:
         if versions:
             parser.error(f"--source: give either release versions ({' '.join(versions)}) or --source, not both")
-        try:
-            source = locate(ns.source)
-        except LocalSourceError as exc:
-            parser.exit(2, f"harness {prog}: {exc}\n")
-        return UpstreamConfig((), source, ns.out, ns.cache, False, ns.every)
+        return UpstreamConfig((), locate(ns.source), ns.out, ns.cache, False, ns.every)
     if not versions:
-        try:
-            known = releases(FIRST_WITH_ALL_FIXES)
-        except SourceError as exc:
-            parser.exit(2, f"harness {prog}: {exc}\n")
+        known = releases(FIRST_WITH_ALL_FIXES)
         versions = tuple(known) if compat else (FIRST_WITH_ALL_FIXES, known[-1])
     # Revert proofs belong to sglang-check; sglang-compat reports what each release holds.
     return UpstreamConfig(versions, None, ns.out, ns.cache, not ns.no_reverts and not compat, ns.every)
@@ -139,11 +133,13 @@ def _write(folder: Path | None, report: ReleaseReport) -> None:
     (folder / VERDICTS_FILE).write_text(json.dumps(report.verdicts_json(), indent=2) + "\n", encoding="utf-8")
 
 
+@entry_point("harness sglang-check")
 def main(argv: list[str] | None = None) -> int:
     """sglang-check: differential + revert proofs (exit 1 when a revert is missed or a release cannot be driven)."""
     return _run(_parse(list(sys.argv[1:] if argv is None else argv), "sglang-check", compat=False), "sglang-check")
 
 
+@entry_point("harness sglang-compat")
 def compat_main(argv: list[str] | None = None) -> int:
     """sglang-compat: per release, hook targets and which fixes the source holds."""
     return _run(_parse(list(sys.argv[1:] if argv is None else argv), "sglang-compat", compat=True), "sglang-compat")

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+
 # Third-party packages the CPU build has and that sglang uses as plain libraries.
 REAL_PACKAGES = frozenset({"torch", "numpy", "typing_extensions", "msgspec"})
 _FUTURE_ANNOTATIONS = __import__("__future__").annotations.compiler_flag
 _instances = itertools.count()
 
 
-class LinkError(RuntimeError):
+class LinkError(HarnessError, RuntimeError):
     """sglang's code needs a name the linker cannot provide; the message names module and name."""
 
 
@@ -40,7 +42,7 @@ class MissingName(LinkError, AttributeError):
     """The module exists but binds no such name (an AttributeError, so getattr(m, x, None) works)."""
 
 
-class UnreadableSource(RuntimeError):
+class UnreadableSource(HarnessError, RuntimeError):
     """A file of the tree cannot be read or parsed: the tree is bad input, not a layout the check lacks."""
 
 

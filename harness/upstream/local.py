@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from harness.errors import HarnessError
 from harness.instrument.targets import TARGETS, module_file
 from harness.upstream.linker import UnreadableSource, parse_file
 
@@ -24,7 +25,7 @@ VERSION_FILES = ("sglang/_version.py", "sglang/version.py")
 RELEASE_TAGS = "v[0-9]*"
 
 
-class LocalSourceError(ValueError):
+class LocalSourceError(HarnessError, ValueError):
     """--source names no usable sglang tree; the message names the path or file and what is wrong."""
 
 

@@ -16,12 +16,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 REVERTS = Path(__file__).resolve().parent / "reverts"
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "sglang-wheels"
 PYPI_JSON = "https://pypi.org/pypi/sglang/json"
 
 
-class SourceError(RuntimeError):
+class SourceError(HarnessError, RuntimeError):
     """A release or patch cannot be obtained or applied; the message names the version and file."""
 
 

@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
+from harness.errors import HarnessError
 from reference_impl.inputs import ServerArgs
 from reference_impl.parallel import attn_tp_size
 from reference_impl.workspace import moe_a2a_workspace_size_per_rank
 
 
-class StandInError(AttributeError):
+class StandInError(HarnessError, AttributeError):
     """sglang read a piece of runtime state the stand-in does not model; the message names it."""
 
 

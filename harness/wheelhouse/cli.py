@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.errors import entry_point
 from harness.wheelhouse.build import build
 from harness.wheelhouse.config import MIB, WheelhouseConfig
-from harness.wheelhouse.errors import WheelhouseError
 from harness.wheelhouse.profile import profile_for
 from harness.wheelhouse.verify import verify_wheelhouse
 
@@ -45,25 +45,22 @@ def _image_path(value: str) -> Path:
     return bundled if bundled.exists() else path
 
 
+@entry_point("harness wheelhouse")
 def main(argv: list[str]) -> int:
     """Run one wheelhouse command; bad input prints one line to stderr and returns 2."""
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "verify":
-            problems = verify_wheelhouse(args.out)
-            for problem in problems:
-                print(problem, file=sys.stderr)
-            print(f"{args.out}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
-            return 0 if not problems else 1
-        config = WheelhouseConfig(sglang_version=args.sglang, python_version=args.python,
-                                  image=_image_path(args.image), arch=args.arch, out=args.out,
-                                  batch_limit_bytes=int(args.batch_mib * MIB), download_dir=args.download_dir,
-                                  extra_requirements=tuple(args.extra),
-                                  find_links=tuple(args.find_links), no_index=args.no_index)
-        manifest = build(config, profile_for(config.sglang_version))
-    except WheelhouseError as exc:
-        print(f"harness wheelhouse: {exc}", file=sys.stderr)
-        return 2
+    if args.command == "verify":
+        problems = verify_wheelhouse(args.out)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.out}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 0 if not problems else 1
+    config = WheelhouseConfig(sglang_version=args.sglang, python_version=args.python,
+                              image=_image_path(args.image), arch=args.arch, out=args.out,
+                              batch_limit_bytes=int(args.batch_mib * MIB), download_dir=args.download_dir,
+                              extra_requirements=tuple(args.extra),
+                              find_links=tuple(args.find_links), no_index=args.no_index)
+    manifest = build(config, profile_for(config.sglang_version))
     for batch in manifest["batches"]:
         print(f"{args.out / batch['name']}: {batch['wheels']} wheels, {batch['bytes'] / MIB:.1f} MiB")
     for note in manifest["notes"]:

@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from harness.instrument.delay_switch import ENV_DELAY_FILE
-from harness.instrument.step_timer import step_timing_enabled
+from reference_impl.contract.delay_switch import ENV_DELAY_FILE
+from reference_impl.contract.step_timer import step_timing_enabled
 from reference_impl.engine.engine_config import A2A_TOKENS_ENV, DEVICE_MEMORY_ENV, EngineConfig
 from reference_impl.fixset import FIX_NAMES, FixSet
 from reference_impl.inputs import ServerArgs

@@ -30,7 +30,7 @@ class EngineConfig:
     # Overlapped decode (docs/engine.md): default on CUDA; on a CPU every step is synchronous anyway.
     overlap_schedule: bool = False
     inject_decode_delay_us: int = 0
-    # HARNESS_INJECT_DELAY_FILE: a delay switched at run time (harness/instrument/delay_switch.py).
+    # HARNESS_INJECT_DELAY_FILE: a delay switched at run time (reference_impl/contract/delay_switch.py).
     inject_delay_file: str | None = None
     # decode_step records (device and host time per step) while instrumented; HARNESS_STEP_TIMING=0 stops them.
     step_timing: bool = True

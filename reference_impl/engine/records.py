@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.instrument.records import RecordWriter, writer_from_env
+from reference_impl.contract.records import RecordWriter, writer_from_env
 
 
 class Records:
@@ -22,7 +22,7 @@ class Records:
         return self._writer is not None
 
     def write_lines(self, lines: list[str]) -> None:
-        """Records already encoded (decode_step, harness/instrument/step_timer.py)."""
+        """Records already encoded (decode_step, reference_impl/contract/step_timer.py)."""
         if self._writer is not None:
             self._writer.write_lines(lines)
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.instrument.delay_switch import DelaySwitch, DeviceSleep, spin
-from harness.instrument.step_timer import Step as TimedStep
-from harness.instrument.step_timer import StepTimer
+from reference_impl.contract.delay_switch import DelaySwitch, DeviceSleep, spin
+from reference_impl.contract.step_timer import Step as TimedStep
+from reference_impl.contract.step_timer import StepTimer
 from reference_impl.engine.comms import Comms
 from reference_impl.engine.device_memory import GIB, DeviceMemory
 from reference_impl.engine.dispatcher import A2ADispatcher

@@ -57,7 +57,7 @@ case "$mode" in
     design=rounds; [ "$mode" = interleave ] && design=requests
     # The one server start of this sitting: a tokenizer so it streams `text` (bench_serving counts a token
     # only when text is non-empty; with --skip-tokenizer-init it would count none).
-    timeout -k 10 "${FIDELITY_TIMEOUT_S:-540}" $py -m harness.bench_serving.fidelity --out "$dir" --tokenizer "$tok" \
+    timeout -k 10 "${FIDELITY_TIMEOUT_S:-540}" $py -m bench.evidence.fidelity --out "$dir" --tokenizer "$tok" \
       --server-cmd "$server --tokenizer-path $tok" --bench-python "$py" --bench-pythonpath "$bench_path" \
       --rounds "${ROUNDS:-5}" --requests "${REQUESTS:-30}" --input-len "${INPUT_LEN:-128}" \
       --output-len "${OUTPUT_LEN:-64}" --design "$design" 2>&1 | tee "$dir/console.txt"

@@ -187,3 +187,49 @@ def test_python_dash_m_harness_is_the_same_cli(tmp_path):
                           timeout=60, check=False)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("harness run: error:") and "unknown scenario 'nope'" in done.stderr
+
+
+def _not_checked(result: dict) -> list[dict]:
+    return [v for v in result["oracle"]["verdicts"] if not v["name"].startswith("expect.")]
+
+
+def test_a_failed_startup_leaves_the_oracle_verdicts_not_checked(tmp_path):
+    rc, out = _run(tmp_path, "--extra-server-args=--fake-mode crash_on_start")
+    result = load_result(out / "baseline" / "result.json")
+    assert (rc, result["failure"]["kind"]) == (1, "crash")
+    verdicts = _not_checked(result)
+    assert verdicts and all(v["passed"] is None and v["detail"].startswith("not checked") for v in verdicts)
+    assert result["oracle"]["ok"] is not False
+
+
+def _invalid_scenario(tmp_path: Path, expect_refusal: bool) -> Path:
+    """baseline with tp 4 / dp 8 under DP attention: the oracle calls it invalid (tp_size % dp_size != 0)."""
+    text = (SCENARIO_DIR / "baseline.toml").read_text().replace('name = "baseline"', 'name = "tp4-dp8"')
+    text = text.replace("tp_size = 1\n", "tp_size = 4\ndp_size = 8\nenable_dp_attention = true\n")
+    if expect_refusal:
+        text = text.replace("[oracle.expect]\n", "[oracle.expect]\nconfig_valid = false\n")
+    path = tmp_path / "tp4-dp8.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_scenario_the_oracle_calls_invalid_is_refused_before_launch(tmp_path, capsys):
+    rc, out = _run(tmp_path, str(_invalid_scenario(tmp_path, expect_refusal=False)))
+    result = load_result(out / "tp4-dp8" / "result.json")
+    assert (rc, result["status"], result["failure"]["kind"]) == (1, "failed", "invalid_config")
+    assert "tp_size (4) must be divisible by dp_size (8)" in result["failure"]["message"]
+    assert result["startup"] is None and not (out / "tp4-dp8" / "server.log").exists()
+    assert [v for v in result["oracle"]["verdicts"] if v["passed"] is False] == []
+
+
+def test_a_scenario_that_expects_the_refusal_is_launched_and_must_be_refused(tmp_path):
+    scenario = str(_invalid_scenario(tmp_path, expect_refusal=True))
+    rc, out = _run(tmp_path, scenario, "--extra-server-args=--fake-mode crash_on_start")
+    result = load_result(out / "tp4-dp8" / "result.json")
+    refused = next(v for v in result["oracle"]["verdicts"] if v["name"] == "server_refused")
+    assert (rc, result["failure"]["stage"], refused["passed"]) == (0, "startup", True)
+    out = tmp_path / "accepted"
+    rc = harness(["run", "--out", str(out), LAUNCHER, "--requests", "1", "--warmups", "0", scenario])
+    result = load_result(out / "tp4-dp8" / "result.json")
+    refused = next(v for v in result["oracle"]["verdicts"] if v["name"] == "server_refused")
+    assert (rc, refused["passed"], result["oracle"]["ok"]) == (1, False, False)

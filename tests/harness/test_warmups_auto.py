@@ -63,7 +63,7 @@ def test_warmups_auto_records_why_it_stopped(tmp_path: Path) -> None:
 def test_warmups_auto_stops_at_its_cap(tmp_path: Path) -> None:
     # Steadiness is checked after each full window of 2, so a cap of 3 requests is reached first:
     # "max_requests" whatever the timings.
-    config = RunConfig(out_dir=tmp_path / "run", scenarios=("tiny",), requests=1,
+    config = RunConfig(out_dir=tmp_path / "run", requests=1,
                        warmups=AutoWarmup(window=2, max_requests=3))
     scenario = load_scenario(str(_tiny(tmp_path)))
     (result,) = run_all(config, [scenario], ["test"], Console(quiet=True))

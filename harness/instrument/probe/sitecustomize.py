@@ -8,12 +8,10 @@ import os
 import sys
 
 
-def _load_private_package():
-    """Import harness/instrument as `_harness_instrument`, so the host needs no `harness` on its path."""
+def _load_private_package(name, package_dir):
+    """Import the package in `package_dir` as `name` (its relative imports resolve inside it)."""
     import importlib.util
 
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    name = "_harness_instrument"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(
@@ -25,11 +23,20 @@ def _load_private_package():
     return module
 
 
+def _load_private_packages():
+    """harness/instrument as `_harness_instrument`, reference_impl/contract (the record format, step timer
+    and delay switch it writes with) as `_harness_contract`: the host needs neither package on its path."""
+    instrument_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(instrument_dir))
+    _load_private_package("_harness_contract", os.path.join(root, "reference_impl", "contract"))
+    _load_private_package("_harness_instrument", instrument_dir)
+
+
 def _install_probe():
     if not os.environ.get("HARNESS_INSTRUMENT_DIR"):
         return
     try:
-        _load_private_package()
+        _load_private_packages()
         import importlib
 
         importlib.import_module("_harness_instrument.probe_install").install()

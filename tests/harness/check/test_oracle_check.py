@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from harness.check.oracle_check import OracleCheckError, check, oracle_input
+from harness.check.oracle_check import OracleCheckError, check, oracle_input, refusal
 from harness.instrument.reader import load_records
-from harness.instrument.records import RecordWriter
 from harness.scenarios.catalog import Scenario, load_scenario
+from reference_impl.contract.records import RecordWriter
 from reference_impl.fixset import FIX_NAMES, FixSet
 from reference_impl.predict import predict
 
@@ -30,6 +30,9 @@ GOVERNED = {
     "disable-attn-tp-gather": "require_attn_tp_gather",
     "moe-dp1-attn-cp": "moe_dp_group_is_attn_cp_group",
 }
+
+# Reverted, these fixes make the configuration invalid: the reverted engine refuses to start it.
+REFUSED_WHEN_REVERTED = ("moe-dp1-attn-cp",)
 
 
 def _scenario(name: str) -> Scenario:
@@ -224,6 +227,38 @@ def test_harness_run_on_the_reference_engine_passes_and_each_revert_fails(tmp_pa
         assert result["oracle"]["ok"] is True, (name, failing)
     for fix in FIX_NAMES:
         result = _harness_run(tmp_path / f"revert-{fix}", [fix], fix)[fix]
-        failing = {v["name"] for v in result["oracle"]["verdicts"] if v["passed"] is False}
+        verdicts = {v["name"]: v for v in result["oracle"]["verdicts"]}
+        if fix in REFUSED_WHEN_REVERTED:
+            # The symptom is the refusal itself: the server never started, so its values are not checked.
+            assert (result["failure"]["stage"], result["failure"]["kind"]) == ("startup", "crash"), fix
+            assert "config rejected" in result["failure"]["message"], fix
+            assert verdicts[GOVERNED[fix]]["passed"] is None, fix
+            continue
+        failing = {name for name, v in verdicts.items() if v["passed"] is False}
         assert result["oracle"]["ok"] is False, fix
         assert GOVERNED[fix] in failing, (fix, sorted(failing))
+
+
+def test_a_server_that_did_not_start_is_not_checked_not_failed(tmp_path: Path) -> None:
+    report = check(_scenario("baseline"), load_records(tmp_path), started=False)
+    assert report.failures == ()
+    observed = [v for v in report.verdicts if not v.name.startswith("expect.")]
+    assert observed and all(v.passed is None and v.detail.startswith("not checked") for v in observed)
+
+
+def test_records_written_before_a_failed_startup_still_count(tmp_path: Path) -> None:
+    scenario = _scenario("a2a-token-cap")
+    _write_records(scenario, ("a2a-token-cap",), tmp_path)
+    failed = {v.name for v in check(scenario, load_records(tmp_path), started=False).failures}
+    assert "a2a_max_num_tokens" in failed
+
+
+def test_refusal_names_the_rule_unless_the_scenario_expects_it() -> None:
+    scenario = _scenario("baseline")
+    args = {**dict(scenario.server_args), "tp_size": 4, "dp_size": 8, "enable_dp_attention": True}
+    invalid = dataclasses.replace(scenario, server_args=tuple(args.items()))
+    assert refusal(scenario) is None
+    assert "tp_size (4) must be divisible by dp_size (8)" in (refusal(invalid) or "")
+    expecting = dataclasses.replace(invalid, oracle=dataclasses.replace(
+        invalid.oracle, expect=(*invalid.oracle.expect, ("config_valid", False))))
+    assert refusal(expecting) is None

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from harness.instrument.delay_switch import DelaySwitch
 from harness.instrument.reader import load_records
 from harness.instrument.sglang_hooks import Probe
 from harness.instrument.targets import TARGETS, resolve_target
 from harness.upstream.linker import LazyModule, Linker, SourceTree
 from harness.upstream.sources import DEFAULT_CACHE, SourceError, Sources
+from reference_impl.contract.delay_switch import DelaySwitch
 
 MODULE = "sglang.srt.model_executor.model_runner"
 TARGET = next(t for t in TARGETS if t.name == "decode_step")

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness.instrument import sglang_hooks
-from harness.instrument.delay_switch import DelaySwitch
 from harness.instrument.reader import load_records
 from harness.instrument.sglang_hooks import Probe
+from reference_impl.contract.delay_switch import DelaySwitch
 
 CYCLES_PER_US = 1000.0
 GRAPH_MS = 0.5

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.instrument.launch import PROBE_DIR, instrument_env
-from harness.instrument.records import ENV_DIR
+from reference_impl.contract.records import ENV_DIR
 
 
 def test_env_points_at_records_and_probe(tmp_path: Path) -> None:

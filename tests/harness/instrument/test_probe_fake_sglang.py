@@ -15,8 +15,8 @@ from fake_sglang_tree import write_tree
 
 from harness.instrument.launch import instrument_env
 from harness.instrument.reader import LoadedRecords, load_records
-from harness.instrument.records import ENV_DIR
 from harness.instrument.sglang_hooks import parse_oom_message
+from reference_impl.contract.records import ENV_DIR
 
 BASE_ARGS: dict[str, Any] = {
     "tp_size": 4, "ep_size": 4, "dp_size": 4, "attn_cp_size": 1, "moe_dp_size": 1,

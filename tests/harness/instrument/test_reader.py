@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.instrument.reader import load_records
-from harness.instrument.records import FIELDS, KINDS, RecordWriter
+from reference_impl.contract.records import FIELDS, KINDS, RecordWriter
 
 
 def _line(kind: str = "hook_installed", **fields: object) -> str:

@@ -55,8 +55,8 @@ def earlier_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     base = tmp_path_factory.mktemp("earlier")
     paths = [write_scenario(base, "first"), write_scenario(base, "second")]
     scenarios = [load_scenario(p) for p in paths]
-    config = RunConfig(out_dir=base / "run", scenarios=("first", "second"), launcher=FAKE_LAUNCHER,
-                       startup_timeout_s=10.0, token_timeout_s=2.0, lock_dir=base / "locks", progress=False)
+    config = RunConfig(out_dir=base / "run", launcher=FAKE_LAUNCHER,
+                       startup_timeout_s=10.0, token_timeout_s=2.0, lock_dir=base / "locks")
     mark = uuid.uuid4().hex
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MARK_ENV, mark)

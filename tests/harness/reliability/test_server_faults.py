@@ -46,9 +46,9 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[s
     base = tmp_path_factory.mktemp("faults")
     paths = [write_scenario(base, name, flags) for name, flags in FAULTS.items()]
     scenarios = [load_scenario(path) for path in paths]
-    config = RunConfig(out_dir=base / "run", scenarios=tuple(s.name for s in scenarios), launcher=FAKE_LAUNCHER,
+    config = RunConfig(out_dir=base / "run", launcher=FAKE_LAUNCHER,
                        startup_timeout_s=STARTUP_TIMEOUT_S, token_timeout_s=TOKEN_TIMEOUT_S, stop_grace_s=3.0,
-                       lock_dir=base / "locks", progress=False)
+                       lock_dir=base / "locks")
     mark = uuid.uuid4().hex
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MARK_ENV, mark)

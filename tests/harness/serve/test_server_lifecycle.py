@@ -118,8 +118,7 @@ def test_fatal_marker_is_found_across_partial_writes(tmp_path):
 def test_both_targets_share_one_command_line_shape(tmp_path):
     import sys
 
-    from harness.config import RunConfig
-    from harness.run import server_argv
+    from harness.config import RunConfig, server_argv
     from harness.scenarios.catalog import load_scenario
 
     scenario = load_scenario("disable-attn-tp-gather")

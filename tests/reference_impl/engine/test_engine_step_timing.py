@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from harness.instrument.delay_switch import POLL_S
+from reference_impl.contract.delay_switch import POLL_S
 from reference_impl.engine.cli import parse_config
 
 PROMPT = [5, 6, 7, 8]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.bench_serving.fidelity import FidelityConfig, interleave_command
-from harness.bench_serving.interleave import bench_record, report, run_pairs, summarize
+from bench.evidence.fidelity import FidelityConfig, interleave_command
+from bench.evidence.interleave import bench_record, report, run_pairs, summarize
 
 REHEARSAL = Path(__file__).resolve().parents[3] / "results" / "fidelity" / "2026-12-03-cpu-interleave-rehearsal"
 
@@ -65,7 +65,7 @@ def test_pairs_alternate_order_and_share_the_prompt() -> None:
 def test_fidelity_requests_design_command(tmp_path: Path) -> None:
     config = FidelityConfig(base_url="http://127.0.0.1:5", tokenizer=tmp_path, out=tmp_path, rounds=5, requests=30)
     command = interleave_command(config)
-    assert command[1:3] == ["-m", "harness.bench_serving.interleave"]
+    assert command[1:3] == ["-m", "bench.evidence.interleave"]
     assert command[command.index("--pairs") + 1] == "150" and command[command.index("--output-len") + 1] == "64"
 
 

@@ -1,6 +1,6 @@
 """Per-request interleaving: each prompt sent by the harness client and by bench_serving's own request code.
 
-    python -m harness.bench_serving.interleave --base-url URL --tokenizer DIR --out DIR [--pairs 150]
+    python -m bench.evidence.interleave --base-url URL --tokenizer DIR --out DIR [--pairs 150]
         [--input-len 128] [--output-len 64] [--warmups 1] [--vocab-size 32000]
 
 Rounds of 30 requests per tool sample different stretches of the server's speed (issue #16: the
@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.measure.client import StreamingClient
-from harness.run import prompt_ids
+from harness.measure.client import StreamingClient, prompt_ids
 
 MS = 1000.0
 BenchCall = Callable[[list[int], int], dict[str, Any]]
@@ -191,7 +190,7 @@ def report(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: pairs against a running server; the evidence into --out."""
-    parser = argparse.ArgumentParser(prog="python -m harness.bench_serving.interleave", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.evidence.interleave", description=__doc__.split("\n")[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)

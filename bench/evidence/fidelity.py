@@ -6,13 +6,13 @@ meta_info; bench_serving runs N requests of `--dataset-name random-ids --tokeniz
 same lengths and appends its line (with --output-details) to raw/bench_serving.jsonl. /metrics is
 scraped around every round, so the server's own histograms give each tool's window separately.
 
-    python -m harness.bench_serving.fidelity --tokenizer DIR --out DIR (--base-url URL | --server-cmd "CMD") \\
+    python -m bench.evidence.fidelity --tokenizer DIR --out DIR (--base-url URL | --server-cmd "CMD") \\
         [--rounds 5] [--requests 30] [--input-len 128] [--output-len 64] [--bench-python PY] [--bench-pythonpath P]
 
 --server-cmd starts the server itself (harness.serve.server: own process group, server.log, startup milestones,
 the whole group stopped at the end), on a free port appended as `--host 127.0.0.1 --port P`.
 
-Writes OUT/report.md, OUT/summary.json, OUT/analysis.{md,json} (harness.bench_serving.explain), OUT/commands.txt and OUT/raw/ (harness-round-NN.json,
+Writes OUT/report.md, OUT/summary.json, OUT/analysis.{md,json} (bench.evidence.explain), OUT/commands.txt and OUT/raw/ (harness-round-NN.json,
 bench_serving.jsonl, bench_serving-round-NN.log, metrics-<tool>-round-NN-{before,after}.txt).
 """
 
@@ -33,10 +33,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from harness.bench_serving import explain
-from harness.measure.client import RequestSample, StreamingClient
+from bench.evidence import explain
+from harness.measure.client import RequestSample, StreamingClient, prompt_ids
 from harness.measure.metrics import parse, server_side
-from harness.run import prompt_ids
 from harness.serve.cache_dirs import cache_env, default_cache_dir
 from harness.serve.server import LaunchSpec, Server, free_port
 
@@ -135,8 +134,8 @@ def bench_round(config: FidelityConfig, round_no: int) -> dict[str, Any]:
 
 
 def interleave_command(config: FidelityConfig) -> list[str]:
-    """--design requests: the same N x rounds requests per tool, paired per request (harness.bench_serving.interleave)."""
-    return [config.bench_python, "-m", "harness.bench_serving.interleave", "--base-url", config.base_url,
+    """--design requests: the same N x rounds requests per tool, paired per request (bench.evidence.interleave)."""
+    return [config.bench_python, "-m", "bench.evidence.interleave", "--base-url", config.base_url,
             "--tokenizer", str(config.tokenizer), "--out", str(config.out), "--pairs", str(config.rounds * config.requests),
             "--input-len", str(config.input_len), "--output-len", str(config.output_len),
             "--warmups", str(config.warmups), "--vocab-size", str(config.vocab_size)]
@@ -317,7 +316,7 @@ def report(summary: dict[str, Any]) -> str:
         "Medians and means are over all requests of all rounds. bench_serving's per-round printed median TPOT "
         f"(median of the rounds': {_f(b.get('tpot_ms_median_of_round_medians'))} ms) is one round's value, not "
         "pooled; its per-request latency is not in --output-details, so its own TPOT is pooled as a mean "
-        "(exact). analysis.md (python -m harness.bench_serving.explain) splits every difference into "
+        "(exact). analysis.md (python -m bench.evidence.explain) splits every difference into "
         "definition, aggregation, server drift and client.",
         "",
         f"Requests: harness {h['requests']} ok / {h['failed']} failed; bench_serving {b['requests']} ok / {b['failed']} failed.",
@@ -371,7 +370,7 @@ def report(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench_serving.fidelity", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.evidence.fidelity", description=__doc__.split("\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--base-url", help="a server that is already running")
     where.add_argument("--server-cmd", help="start this server (host and port are appended) and stop it at the end")
@@ -388,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-pythonpath", default="", help="PYTHONPATH for bench_serving (its site and stubs)")
     parser.add_argument("--design", choices=("rounds", "requests"), default="rounds",
                         help="rounds: ABBA rounds of --requests per tool; requests: rounds x requests pairs, "
-                             "one prompt through both tools back to back (harness.bench_serving.interleave)")
+                             "one prompt through both tools back to back (bench.evidence.interleave)")
     args = parser.parse_args(argv)
     if min(args.rounds, args.requests, args.input_len, args.output_len) < 1 or args.output_len < 2:
         print("fidelity: error: --rounds, --requests, --input-len >= 1 and --output-len >= 2", file=sys.stderr)

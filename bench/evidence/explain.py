@@ -1,6 +1,6 @@
 """Explain a fidelity sitting's harness-vs-bench_serving differences from its raw files (issue #16).
 
-    python -m harness.bench_serving.explain EVIDENCE_DIR [--boot 2000] [--seed 0]
+    python -m bench.evidence.explain EVIDENCE_DIR [--boot 2000] [--seed 0]
 
 Reads EVIDENCE_DIR/raw (harness-round-NN.json, bench_serving.jsonl with --output-details,
 metrics-<tool>-round-NN-{before,after}.txt) and writes EVIDENCE_DIR/analysis.json and analysis.md:
@@ -385,7 +385,7 @@ def render(a: dict[str, Any]) -> str:
     lines = ["# Where harness and bench_serving differ, and why", "",
              f"{a['rounds']} ABBA rounds; harness {a['requests']['harness']} / bench_serving "
              f"{a['requests']['bench_serving']} requests. H = harness client, B = sglang.bench_serving. Written by "
-             "`python -m harness.bench_serving.explain` from raw/ (numbers in analysis.json).", "",
+             "`python -m bench.evidence.explain` from raw/ (numbers in analysis.json).", "",
              "## Summary", "", *_summary_md(a), "", "## Explanation", "", *_table_md(a), "",
              "## Common definition (first to last token, / (n - 1)), pooled over requests", "",
              "| statistic | harness | bench_serving | ratio | 95% bootstrap CI |", "| --- | --- | --- | --- | --- |",
@@ -436,7 +436,7 @@ def write(evidence: Path, boot: int = 2000, seed: int = 0) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: explain one evidence directory."""
-    parser = argparse.ArgumentParser(prog="python -m harness.bench_serving.explain", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.evidence.explain", description=__doc__.split("\n")[0])
     parser.add_argument("evidence", type=Path)
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)

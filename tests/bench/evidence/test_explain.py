@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench_serving.explain import analyse, load, main, recompute_bench
+from bench.evidence.explain import analyse, load, main, recompute_bench
 
 REHEARSAL = Path(__file__).resolve().parents[3] / "results" / "fidelity" / "2026-12-03-cpu-rehearsal"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.instrument.delay_switch import (
+from reference_impl.contract.delay_switch import (
     Delay,
     DelaySwitch,
     DeviceSleep,

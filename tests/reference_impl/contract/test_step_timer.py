@@ -10,9 +10,9 @@ import json
 import os
 from typing import Any
 
-from harness.instrument.delay_switch import Delay
 from harness.instrument.reader import _validate
-from harness.instrument.step_timer import WRITE_EVERY, StepTimer, step_timing_enabled
+from reference_impl.contract.delay_switch import Delay
+from reference_impl.contract.step_timer import WRITE_EVERY, StepTimer, step_timing_enabled
 
 
 class _Event:

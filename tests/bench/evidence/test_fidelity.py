@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.evidence.fidelity import FidelityConfig, bench_command, report
 from harness.bench_serving.convert import read_jsonl, to_result
-from harness.bench_serving.fidelity import FidelityConfig, bench_command, report
 
 REHEARSAL = Path(__file__).resolve().parents[3] / "results" / "fidelity" / "2026-12-03-cpu-rehearsal"
 
@@ -37,7 +37,7 @@ def test_rehearsal_evidence_renders_and_its_bench_serving_lines_import() -> None
 
 def test_summary_pools_bench_serving_per_request_not_round_medians(tmp_path: Path) -> None:
     """summarize() on the rehearsal's raw rounds: bench TPOT pooled like the harness's, its own mean exact."""
-    from harness.bench_serving.fidelity import summarize
+    from bench.evidence.fidelity import summarize
 
     raw = REHEARSAL / "raw"
     lines = [json.loads(x) for x in (raw / "bench_serving.jsonl").read_text().splitlines() if x.strip()]
