@@ -406,7 +406,7 @@ def test_nightly_alert_fires_on_a_step_at_tonights_commit_or_an_oracle_failure(t
     def decide(step_commit: str, passed: bool) -> tuple[str, str]:
         history.write_text(json.dumps({"series": [{"scenario": "baseline", "metric": "tpot_ms", "steps": [
             {"index": 3, "before": 1.0, "after": 1.3, "commit": step_commit, "relative": 0.3}]}]}))
-        result.write_text(json.dumps({"oracle": {"verdicts": [
+        result.write_text(json.dumps({"schema_version": 1, "scenario": "baseline", "status": "ok", "oracle": {"verdicts": [
             {"name": "capture_num_tokens", "expected": 1, "observed": 4 if not passed else 1,
              "passed": passed}]}}))
         out = subprocess.run([sys.executable, str(ROOT / ".github/scripts/nightly_alert.py"), "--history",

@@ -5,8 +5,23 @@ oracle failure in tonight's runs. Prints `alert=true|false` (a step output) and 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _store_result() -> ModuleType:
+    """harness/store/result.py (stdlib only), loaded by path so this step needs no installed harness."""
+    spec = importlib.util.spec_from_file_location("_harness_store_result", ROOT / "harness/store/result.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
 
 
 def new_steps(history: dict, commit: str) -> list[str]:
@@ -24,14 +39,13 @@ def new_steps(history: dict, commit: str) -> list[str]:
 
 def oracle_failures(runs: Path) -> list[str]:
     """One line per failed oracle verdict in the run directory's result.json files."""
+    store = _store_result()
     lines = []
-    for path in sorted(runs.glob("*/result.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        for verdict in (result.get("oracle") or {}).get("verdicts") or []:
-            # passed null: not observable on this target, never a failure (harness/store/result.py's oracle_failures).
-            if verdict.get("passed") is False:
-                lines.append(f"- `{path.parent.name}`: {verdict.get('name')}: expected "
-                             f"`{verdict.get('expected')}`, observed `{verdict.get('observed')}`")
+    for path in sorted(runs.glob(f"*/{store.RESULT_FILE}")):
+        # passed null: not observable on this target, never a failure (Result.failed_checks).
+        for check in store.read_result(path).failed_checks:
+            lines.append(f"- `{path.parent.name}`: {check.name}: expected `{check.expected}`, "
+                         f"observed `{check.observed}`")
     return lines
 
 

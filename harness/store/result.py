@@ -103,6 +103,7 @@ class Result:
     oracle_passed: Mapping[str, bool]  # verdict name -> passed, checked verdicts only
     oracle_failures: int | None  # None: no oracle verdicts in the file
     gpu: GpuTelemetry | None = None  # telemetry.summary of a run sampled by NVML; None: no GPU telemetry
+    failed_checks: tuple[FailedCheck, ...] = ()  # the oracle verdicts with passed: false, in file order
     requests: tuple[Request, ...] = field(default=(), repr=False)  # the measured samples[] entries
 
     @classmethod
@@ -143,6 +144,9 @@ class Result:
             oracle_failures=None if verdicts is None else sum(1 for _, passed in verdicts if passed is False),
             requests=_measured_requests(reader, obj, paired=pairing is not None),
             gpu=_gpu_telemetry(reader, obj),
+            failed_checks=tuple(FailedCheck(v["name"], json.dumps(v.get("expected")), json.dumps(v.get("observed")))
+                                for v in (obj.get("oracle") or {}).get("verdicts") or () if v.get("passed") is False)
+            if verdicts is not None else (),
         )
 
     def median(self, metric: str) -> float | None:
@@ -340,6 +344,15 @@ def _records(reader: _Reader, obj: Mapping[str, Any]) -> tuple[Mapping[str, Any]
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
         reader.fail("instrumentation.records", "expected a list of objects")
     return tuple(records)
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """One failed oracle verdict: its name and the expected and observed values as JSON text."""
+
+    name: str
+    expected: str
+    observed: str
 
 
 @dataclass(frozen=True)
