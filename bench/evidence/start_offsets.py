@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.gate.paired_stats import PairedSeries, matched_pairs, start_estimate
+from harness.store.result import Result, upgrade
 
 METRICS = ("tpot_ms", "decode_gpu_ms", "ttft_ms")
 
@@ -38,9 +39,9 @@ def _from_pools(path: Path) -> Iterator[tuple[str, str, PairedSeries]]:
 
 
 def _values(result: Path, metric: str) -> dict[int, float]:
-    samples = _read_json(result)["samples"]
-    return {int(s["pair"]): float(s[metric]) for s in samples
-            if s.get("ok") and s.get("pair") is not None and isinstance(s.get(metric), (int, float)) and s[metric] > 0}
+    """Pair index -> value, read through the harness's one result reader (result.json or result.json.gz)."""
+    column = Result.from_json(upgrade(_read_json(result), str(result)), str(result)).column(metric)
+    return {pair: value for pair, value in zip(column.pairs, column.values, strict=True) if value > 0}
 
 
 def _from_report(report: Path) -> Iterator[tuple[str, str, PairedSeries]]:
