@@ -14,11 +14,14 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.store.testhook import hold
 
 
-class ResultWriteError(OSError):
+class ResultWriteError(HarnessError, OSError):
     """A result or manifest could not be written (disk full, file size limit, ...); the earlier file is intact."""
+
+    exit_code = 74  # EX_IOERR: the disk, not the input
 
 
 def atomic_write_text(path: Path, text: str) -> None:
