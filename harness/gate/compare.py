@@ -121,8 +121,8 @@ def _gpu_row(name: str, base: tuple[ScenarioRun, ...], head: tuple[ScenarioRun, 
     if any(t is not None and t > THROTTLED_SHARE_MAX for t in throttled):
         return Row(name, "gpu_clock", "inconclusive", *shown, "-",
                    f"the GPU throttled in over {THROTTLED_SHARE_MAX:.0%} of the samples: latencies not comparable")
-    low, high = sorted(c for c in clocks if c is not None) if None not in clocks else (None, None)
-    if low is not None and high is not None and low < (1 - SM_CLOCK_GAP_MAX) * high:
+    known = [c for c in clocks if c is not None]
+    if len(known) == 2 and min(known) < (1 - SM_CLOCK_GAP_MAX) * max(known):
         return Row(name, "gpu_clock", "inconclusive", *shown, "-",
                    f"the lowest SM clocks differ by more than {SM_CLOCK_GAP_MAX:.0%}: latencies not comparable")
     return Row(name, "gpu_clock", "no_change", *shown, "-", "steady clocks, no throttling beyond "

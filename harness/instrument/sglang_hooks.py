@@ -64,7 +64,6 @@ class Probe:
         # delay goes inside the step's graph replay region (or, eager, at the end of its forward).
         self._active: Step | None = None
         self._gpu_delay_us = 0.0
-        self._graph_replay_wrapped = False
 
     # --- writing -------------------------------------------------------------------------------
     def write(self, kind: str, **fields: Any) -> None:
@@ -154,10 +153,10 @@ class Probe:
                 self._timer = StepTimer(self.write_lines, cuda, self.rank) if self.step_timing else None
                 if cuda is not None:
                     self._wrap_graph_replay(cuda)
-            if delay is not None and delay.kind == "gpu":
+            self._gpu_delay_us = delay.us if delay is not None and delay.kind == "gpu" else 0.0
+            if self._gpu_delay_us:
                 self._device_sleep.prime()
             step = self._timer.begin(rids, int(forward_batch.batch_size), delay) if self._timer else None
-            self._gpu_delay_us = delay.us if delay is not None and delay.kind == "gpu" else 0.0
             self._active = step
             if step is None and self._gpu_delay_us:  # untimed: nothing to put the delay inside
                 self._flush_gpu_delay()
@@ -201,10 +200,8 @@ class Probe:
             self._device_sleep(us)
 
     def _wrap_graph_replay(self, cuda: Any) -> None:
-        """Time CUDAGraph.replay inside decode steps (once per process; replays elsewhere pass through)."""
-        if self._graph_replay_wrapped:
-            return
-        self._graph_replay_wrapped = True
+        """Time CUDAGraph.replay inside decode steps (called once, at the first decode step; replays elsewhere
+        pass through)."""
         graph_cls = getattr(cuda, "CUDAGraph", None)
         if graph_cls is None or not callable(getattr(graph_cls, "replay", None)):
             self.write("hook_missing", target="decode_graph_replay", reason="torch.cuda has no CUDAGraph.replay")

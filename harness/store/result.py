@@ -132,6 +132,8 @@ class Result:
         target = reader.table(obj, "target") or {}
         failure = reader.table(obj, "failure") or {}
         verdicts = _verdicts(reader, obj)
+        failed = tuple(FailedCheck(v["name"], json.dumps(v.get("expected")), json.dumps(v.get("observed")))
+                       for v in verdicts or () if v["passed"] is False)
         return cls(
             file=file,
             scenario=str(scenario),
@@ -149,12 +151,10 @@ class Result:
             capture_oom=_capture_oom(outcome, capture, records),
             capture_mem_bytes=_capture_mem_bytes(reader, records),
             oracle_passed=_passed(obj, verdicts),
-            oracle_failures=None if verdicts is None else sum(1 for _, passed in verdicts if passed is False),
+            oracle_failures=None if verdicts is None else len(failed),
             requests=_measured_requests(reader, obj, paired=pairing is not None),
             gpu=_gpu_telemetry(reader, obj),
-            failed_checks=tuple(FailedCheck(v["name"], json.dumps(v.get("expected")), json.dumps(v.get("observed")))
-                                for v in (obj.get("oracle") or {}).get("verdicts") or () if v.get("passed") is False)
-            if verdicts is not None else (),
+            failed_checks=failed,
         )
 
     def median(self, metric: str) -> float | None:
@@ -306,6 +306,14 @@ class _Reader:
             self.fail(where or key, f"expected a string, got {value!r}")
         return value
 
+    def number(self, obj: Mapping[str, Any], key: str, *, where: str) -> float | None:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(where, f"expected a number or null, got {value!r}")
+        return float(value)
+
 
 def _pairing(reader: _Reader, obj: Mapping[str, Any]) -> Pairing | None:
     raw = reader.table(obj, "pairing")
@@ -378,18 +386,9 @@ def _gpu_telemetry(reader: _Reader, obj: Mapping[str, Any]) -> GpuTelemetry | No
         return None
     summary = reader.table(telemetry, "summary", where="telemetry.summary") or {}
     clock = reader.table(summary, "sm_clock_mhz", where="telemetry.summary.sm_clock_mhz") or {}
-
-    def number(table: Mapping[str, Any], key: str, where: str) -> float | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            reader.fail(where, f"expected a number or null, got {value!r}")
-        return float(value)
-
-    return GpuTelemetry(number(clock, "min", "telemetry.summary.sm_clock_mhz.min"),
-                        number(clock, "median", "telemetry.summary.sm_clock_mhz.median"),
-                        number(summary, "throttled_share", "telemetry.summary.throttled_share"))
+    return GpuTelemetry(reader.number(clock, "min", where="telemetry.summary.sm_clock_mhz.min"),
+                        reader.number(clock, "median", where="telemetry.summary.sm_clock_mhz.median"),
+                        reader.number(summary, "throttled_share", where="telemetry.summary.throttled_share"))
 
 
 def _summary(reader: _Reader, obj: Mapping[str, Any]) -> Mapping[str, Stat] | None:
@@ -400,19 +399,16 @@ def _summary(reader: _Reader, obj: Mapping[str, Any]) -> Mapping[str, Stat] | No
     for metric, entry in raw.items():
         if not isinstance(entry, Mapping):
             continue  # not a statistic (the schema's business, not the metrics')
-        values = {}
-        for key in ("median", "p90", "p99", "mean", "stdev"):
-            value = entry.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                reader.fail(f"summary.{metric}.{key}", f"expected a number or null, got {value!r}")
-            values[key] = None if value is None else float(value)
+        values = {key: reader.number(entry, key, where=f"summary.{metric}.{key}")
+                  for key in ("median", "p90", "p99", "mean", "stdev")}
         n = entry.get("n", 0)
         stats[metric] = Stat(n=n if isinstance(n, int) and not isinstance(n, bool) else 0, **values)
     return MappingProxyType(stats)
 
 
-def _verdicts(reader: _Reader, obj: Mapping[str, Any]) -> tuple[tuple[str, bool | None], ...] | None:
-    """(name, passed) per oracle verdict; passed None: not checked in this run. None: no verdicts at all."""
+def _verdicts(reader: _Reader, obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...] | None:
+    """The oracle verdicts, each checked to hold a str name and passed: bool, or None for not checked in
+    this run. None: no verdicts at all."""
     oracle = reader.table(obj, "oracle")
     if not oracle or oracle.get("verdicts") is None:
         return None
@@ -424,12 +420,12 @@ def _verdicts(reader: _Reader, obj: Mapping[str, Any]) -> tuple[tuple[str, bool 
         if not isinstance(verdict, Mapping) or not isinstance(verdict.get("name"), str) \
                 or "passed" not in verdict or not isinstance(verdict["passed"], (bool, type(None))):
             reader.fail(f"oracle.verdicts[{i}]", "expected {name: str, passed: bool|null, ...}")
-        out.append((verdict["name"], verdict["passed"]))
+        out.append(verdict)
     return tuple(out)
 
 
-def _passed(obj: Mapping[str, Any], verdicts: tuple[tuple[str, bool | None], ...] | None) -> Mapping[str, bool]:
-    passed = {name: ok for name, ok in verdicts or () if ok is not None}
+def _passed(obj: Mapping[str, Any], verdicts: tuple[Mapping[str, Any], ...] | None) -> Mapping[str, bool]:
+    passed = {v["name"]: v["passed"] for v in verdicts or () if v["passed"] is not None}
     oracle = obj.get("oracle") or {}
     # A run whose oracle gave no per-fix verdict may still say ok or not as a whole.
     if not passed and isinstance(oracle.get("ok"), bool):
