@@ -37,12 +37,17 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
     roots = [Requirement(f"sglang=={config.sglang_version}"), *(Requirement(r) for r, _why in profile.additions),
              *map(Requirement, config.extra_requirements)]
     resolution = resolve(roots, profile, image, config.downloads, config.python_version, source)
+    shared = _held_by(config.over)
+    left_out: list[str] = []
     config.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.out))
     try:
         entries: dict[str, dict[str, Any]] = {}
         kernel_name = canonicalize_name(profile.kernel.distribution)
         for wheel in resolution.wheels:
+            if (wheel.name, wheel.version) in shared:
+                left_out.append(f"{wheel.name}=={wheel.version}")
+                continue
             entry: dict[str, Any] = {"name": wheel.name, "version": wheel.version, "why": wheel.why}
             if wheel.name == kernel_name:
                 result = slim_wheel(wheel.path, staging, profile.kernel, config.arch)
@@ -56,6 +61,9 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
                 _link_or_copy(wheel.path, staging / wheel.path.name)
             entries[wheel.path.name] = entry
         for stub in resolution.stubs:
+            if (canonicalize_name(stub.distribution), stub.version) in shared:
+                left_out.append(f"{canonicalize_name(stub.distribution)}=={stub.version}")
+                continue
             path = build_stub_wheel(stub, staging)
             entries[path.name] = {"name": canonicalize_name(stub.distribution), "version": stub.version,
                                   "why": f"stub for {stub.requirement}: {stub.why}"}
@@ -83,9 +91,22 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
         "from_image": [dict(zip(("name", "version", "required_by"), t, strict=True)) for t in resolution.from_image],
         "skipped": [dict(zip(("name", "reason", "required_by"), t, strict=True)) for t in resolution.skipped],
         "extra_requirements": list(config.extra_requirements), "notes": list(resolution.notes),
+        "over": None if config.over is None else {"path": str(config.over), "left_out": sorted(left_out)},
     }
     atomic_write_text(config.out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _held_by(base: Path | None) -> set[tuple[str, str]]:
+    """(name, version) of every wheel a base wheelhouse carries; empty without --over."""
+    if base is None:
+        return set()
+    path = base / MANIFEST
+    try:
+        wheels = json.loads(path.read_text(encoding="utf-8"))["wheels"]
+        return {(canonicalize_name(w["name"]), w["version"]) for w in wheels}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WheelhouseError(f"--over: {path} is not a wheelhouse manifest ({exc})") from exc
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="another requirement to carry, e.g. matplotlib for the harness's own plots")
     b.add_argument("--find-links", action="append", default=[], help="extra local wheel dir for pip")
     b.add_argument("--no-index", action="store_true", help="use only --find-links, not PyPI")
+    b.add_argument("--over", type=Path,
+                   help="a built wheelhouse this one installs over: carry only the wheels it lacks (install into "
+                        "its own site, put first on PYTHONPATH)")
     v = sub.add_parser("verify", help="check checksums, RECORDs and batch sizes of a built wheelhouse")
     v.add_argument("out", type=Path, nargs="?", default=Path(".wheelhouse"))
     return parser
@@ -59,7 +62,7 @@ def main(argv: list[str]) -> int:
                               image=_image_path(args.image), arch=args.arch, out=args.out,
                               batch_limit_bytes=int(args.batch_mib * MIB), download_dir=args.download_dir,
                               extra_requirements=tuple(args.extra),
-                              find_links=tuple(args.find_links), no_index=args.no_index)
+                              find_links=tuple(args.find_links), no_index=args.no_index, over=args.over)
     manifest = build(config, profile_for(config.sglang_version))
     for batch in manifest["batches"]:
         print(f"{args.out / batch['name']}: {batch['wheels']} wheels, {batch['bytes'] / MIB:.1f} MiB")

@@ -28,6 +28,8 @@ class WheelhouseConfig:
     extra_requirements: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    # A built wheelhouse whose site this one is installed over: wheels it already holds are left out.
+    over: Path | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d+(\.\d+)*([.-]?(post|rc|a|b)\d+)?", self.sglang_version):
@@ -44,6 +46,8 @@ class WheelhouseConfig:
             except InvalidRequirement as exc:
                 reason = str(exc).splitlines()[0]
                 raise WheelhouseError(f"--extra: not a requirement: {text!r} ({reason})") from exc
+        if self.over is not None and not (self.over / "manifest.json").is_file():
+            raise WheelhouseError(f"--over: {self.over} holds no manifest.json (build that wheelhouse first)")
         if not self.image.is_file():
             raise WheelhouseError(f"--image: no such file: {self.image}")
 

@@ -6,7 +6,7 @@ air-gapped Hopper box. Skipped requirements are imported lazily by backends the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -140,7 +140,16 @@ SGLANG_0_5_16 = Profile(
     additions=(("dill", "sglang/srt/sampling/custom_logit_processor.py imports dill at module top"),),
 )
 
-PROFILES = {SGLANG_0_5_16.sglang_version: SGLANG_0_5_16}
+# 0.5.17 keeps torch 2.11.0 and sglang-kernel 0.4.5; it moves FlashInfer to 0.6.15.post1 and adds xxhash
+# (a plain Requires-Dist, resolved like any other).
+SGLANG_0_5_17 = replace(
+    SGLANG_0_5_16,
+    sglang_version="0.5.17",
+    pins=tuple("flashinfer-python==0.6.15.post1" if pin.startswith("flashinfer-python==") else pin
+               for pin in SGLANG_0_5_16.pins),
+)
+
+PROFILES = {profile.sglang_version: profile for profile in (SGLANG_0_5_16, SGLANG_0_5_17)}
 
 
 def profile_for(sglang_version: str) -> Profile:

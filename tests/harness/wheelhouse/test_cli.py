@@ -22,7 +22,7 @@ def image(tmp_path: Path) -> Path:
     (["--arch", "sm80"], "--arch: expected one of sm90, sm100, got 'sm80'"),
     (["--python", "3"], "--python: expected MAJOR.MINOR like 3.12, got '3'"),
     (["--sglang", "latest"], "--sglang: expected a version like 0.5.16, got 'latest'"),
-    (["--sglang", "0.4.0"], "--sglang: no wheelhouse profile for sglang 0.4.0 (known: 0.5.16)"),
+    (["--sglang", "0.4.0"], "--sglang: no wheelhouse profile for sglang 0.4.0 (known: 0.5.16, 0.5.17)"),
     (["--batch-mib", "0.5"], "--batch-mib: expected at least 1 MiB, got 524288 bytes"),
     (["--extra", "not a req!"], "--extra: not a requirement: 'not a req!'"),
 ])
