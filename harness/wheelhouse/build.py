@@ -37,7 +37,7 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
     roots = [Requirement(f"sglang=={config.sglang_version}"), *(Requirement(r) for r, _why in profile.additions),
              *map(Requirement, config.extra_requirements)]
     resolution = resolve(roots, profile, image, config.downloads, config.python_version, source)
-    shared = _held_by(config.over)
+    shared = _held_by(config)
     left_out: list[str] = []
     config.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.out))
@@ -97,16 +97,22 @@ def build(config: WheelhouseConfig, profile: Profile) -> dict[str, Any]:
     return manifest
 
 
-def _held_by(base: Path | None) -> set[tuple[str, str]]:
-    """(name, version) of every wheel a base wheelhouse carries; empty without --over."""
-    if base is None:
+def _held_by(config: WheelhouseConfig) -> set[tuple[str, str]]:
+    """(name, version) of every wheel the --over wheelhouse carries; empty without --over."""
+    if config.over is None:
         return set()
-    path = base / MANIFEST
+    path = config.over / MANIFEST
     try:
-        wheels = json.loads(path.read_text(encoding="utf-8"))["wheels"]
-        return {(canonicalize_name(w["name"]), w["version"]) for w in wheels}
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        held = {(canonicalize_name(w["name"]), w["version"]) for w in manifest["wheels"]}
+        target = (manifest["arch"], manifest["python_version"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WheelhouseError(f"--over: {path} is not a wheelhouse manifest ({exc})") from exc
+    if target != (config.arch, config.python_version):
+        # Wheels left out because the base "has" them would be the wrong build (kernel arch, CPython ABI).
+        raise WheelhouseError(f"--over: {path} was built for {target[0]}, Python {target[1]}; this build is for "
+                              f"{config.arch}, Python {config.python_version}")
+    return held
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

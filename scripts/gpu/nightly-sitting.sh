@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue #24 on one lent GPU: nights of the release history (bench/evidence/nightly-h200/plan.tsv, written by
+# Issue #24 on one lent GPU: nights of the release history (bench/evidence/nightly-gpu/plan.tsv, written by
 # bench/evidence/release_history.py), each one `harness nightly` of that night's release (head) against the
 # control release, co-resident on fresh servers. Before it, back to back:
 #   sh scripts/gpu/install-batch.sh .wheelhouse/batch-N                      N = 1..4 (sglang 0.5.16, /tmp/site)
@@ -18,8 +18,8 @@ out=${OUT:-/tmp/gpu-out}
 work=/tmp/nightly-sitting
 mkdir -p "$work/nights"
 log="$work/nights/commands-$first-$last.txt"
-plan=bench/evidence/nightly-h200/plan.tsv
-scenario=bench/evidence/nightly-h200/baseline.toml
+plan=bench/evidence/nightly-gpu/plan.tsv
+scenario=bench/evidence/nightly-gpu/baseline.toml
 control=${CONTROL:-0.5.17}
 { echo "# $(date -u +%FT%TZ) nights $first..$last, control $control, ${REQUESTS:-100} request pairs a night"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | sed 's/^/# device: /'; } >> "$log"

@@ -24,13 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from asv.util import load_json
-from browser import (  # tests/bench/ (pytest's rootdir-relative import)
-    Chromium,
-    ensure_chromium,
-    serve_directory,
-)
-from cdn_mirror import integrity_mismatches, mirror
 from PIL import Image
+
+from bench.dashboard.browser import Chromium, ensure_chromium, serve_directory
+from bench.dashboard.cdn_mirror import integrity_mismatches, mirror
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = "ci-cpu"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,13 @@ from harness.wheelhouse.config import MIB, WheelhouseConfig
 from harness.wheelhouse.errors import WheelhouseError
 from harness.wheelhouse.verify import verify_wheelhouse
 from harness.wheelhouse.wheelfile import verify_wheel
-from tests.harness.wheelhouse.fake_index import IMAGE_TEXT, SGLANG_VERSION, build_index, fake_profile
+from tests.harness.wheelhouse.fake_index import (
+    IMAGE_TEXT,
+    SGLANG_VERSION,
+    build_index,
+    fake_profile,
+    make_wheel,
+)
 
 LIMIT = int(1.5 * MIB)
 
@@ -150,3 +157,93 @@ def test_wheel_larger_than_the_batch_limit_is_an_error(built: tuple[Path, dict, 
     with pytest.raises(WheelhouseError, match=r"^big-1\.0-py3-none-any\.whl: 1\.2 MiB is larger than the batch"):
         build(config, fake_profile())
     assert not list((tmp_path / "o").glob("batch-*")), "a failed build leaves no half-written batches"
+
+
+def _install(out: Path, manifest: dict, site: Path, env: dict[str, str]) -> None:
+    for batch in manifest["batches"]:
+        done = subprocess.run(["sh", str(out / batch["name"] / "install.sh"), str(site)], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+
+
+def test_overlay_over_a_base_carries_only_what_the_base_lacks(built: tuple[Path, dict, Path],
+                                                              tmp_path: Path) -> None:
+    """A next release (new sglang, one pin moved) built --over the base: two wheels, the rest left out."""
+    base, base_manifest, index = built
+    assert base_manifest["over"] is None
+    release = tmp_path / "release"
+    release.mkdir()
+    make_wheel(release, "sglang", "9.9.10", requires=(
+        "sglang-kernel==1.0.0", "alpha", "beta>=2", "skipme", "IPython", "imagepkg>=1", "pinned-pkg", "big",
+        "withextra[fast]"))
+    image = tmp_path / "image.txt"
+    image.write_text(IMAGE_TEXT)
+    profile = replace(fake_profile(), sglang_version="9.9.10", pins=("pinned-pkg==2.0", "sglang-kernel==1.0.0"))
+    out = tmp_path / "overlay"
+    config = WheelhouseConfig(sglang_version="9.9.10", python_version="3.12", image=image, arch="sm90", out=out,
+                              batch_limit_bytes=LIMIT, download_dir=tmp_path / "downloads",
+                              find_links=(str(index), str(release)), no_index=True,
+                              extra_requirements=("matplotlib-fake",), over=base)
+    manifest = build(config, profile)
+    assert {w["name"]: w["version"] for w in manifest["wheels"]} == {"sglang": "9.9.10", "pinned-pkg": "2.0"}
+    assert sorted(p.name for p in out.glob("batch-*/*.whl")) == ["pinned_pkg-2.0-py3-none-any.whl",
+                                                                 "sglang-9.9.10-py3-none-any.whl"]
+    # Everything else the base holds, the slimmed kernel and the stub included, is named and left out.
+    shared = sorted(f"{w['name']}=={w['version']}" for w in base_manifest["wheels"]
+                    if w["name"] not in ("sglang", "pinned-pkg"))
+    assert "sglang-kernel==1.0.0" in shared and "harness-ipython-stub==1.0" in shared
+    assert manifest["over"] == {"path": str(base), "left_out": shared}
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert verify_wheelhouse(out) == []
+    # Installed into its own site and put first on the path, the overlay's versions win; the rest is the base's.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TMPDIR": str(tmp_path)}
+    _install(base, base_manifest, tmp_path / "site", env)
+    _install(out, manifest, tmp_path / "site-9.9.10", env)
+    assert sorted(p.name for p in (tmp_path / "site-9.9.10").iterdir() if not p.name.endswith(".dist-info")) == [
+        "pinned_pkg", "sglang"]
+    probe = "import alpha, pinned_pkg, sglang, sgl_kernel; print(sglang.VERSION, pinned_pkg.VERSION, alpha.VERSION)"
+    path = f"{tmp_path / 'site-9.9.10'}:{tmp_path / 'site'}"
+    run = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": path},
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0 and run.stdout.split() == ["9.9.10", "2.0", "1.0"], run.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "not json\n",
+    '{"schema_version": 1}\n',                # no wheels
+    '{"wheels": [{"version": "1.0"}]}\n',     # a wheel without a name
+    "[]\n",
+])
+def test_over_a_manifest_that_is_not_a_wheelhouse_manifest_names_the_file(
+        text: str, built: tuple[Path, dict, Path], tmp_path: Path) -> None:
+    """A manifest.json --over cannot read is an error naming --over and the file; nothing is written."""
+    base, _, index = built
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(text)
+    image = tmp_path / "image.txt"
+    image.write_text(IMAGE_TEXT)
+    config = WheelhouseConfig(sglang_version=SGLANG_VERSION, python_version="3.12", image=image, arch="sm90",
+                              out=tmp_path / "o", batch_limit_bytes=LIMIT, download_dir=base / "downloads",
+                              find_links=(str(index),), no_index=True, over=bad)
+    with pytest.raises(WheelhouseError) as raised:
+        build(config, fake_profile())
+    assert str(raised.value).startswith(f"--over: {bad / 'manifest.json'} is not a wheelhouse manifest (")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("arch", "python"), [("sm100", "3.12"), ("sm90", "3.11")])
+def test_over_a_base_for_another_arch_or_python_is_refused(arch: str, python: str, built: tuple[Path, dict, Path],
+                                                           tmp_path: Path) -> None:
+    """Leaving out the base's kernel or compiled wheels is only right for the same arch and CPython."""
+    base, _, index = built
+    image = tmp_path / "image.txt"
+    image.write_text(IMAGE_TEXT)
+    config = WheelhouseConfig(sglang_version=SGLANG_VERSION, python_version=python, image=image, arch=arch,
+                              out=tmp_path / "o", batch_limit_bytes=LIMIT, download_dir=base / "downloads",
+                              find_links=(str(index),), no_index=True, over=base)
+    with pytest.raises(WheelhouseError) as raised:
+        build(config, fake_profile())
+    assert str(raised.value) == (f"--over: {base / 'manifest.json'} was built for sm90, Python 3.12; "
+                                 f"this build is for {arch}, Python {python}")
+    assert not (tmp_path / "o").exists()

@@ -39,6 +39,20 @@ def test_bad_arguments_name_the_field(args: list[str], message: str, image: Path
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("batch-*"))
 
 
+
+@pytest.mark.parametrize("over", ["empty", "missing"])
+def test_over_a_dir_without_manifest_names_over(over: str, image: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--over a directory that holds no built wheelhouse fails before any resolving or writing."""
+    (tmp_path / "empty").mkdir()
+    argv = ["build", "--sglang", "0.5.17", "--image", str(image), "--arch", "sm90", "--out", str(tmp_path / "o"),
+            "--over", str(tmp_path / over)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"harness wheelhouse: --over: {tmp_path / over} holds no manifest.json "
+                   "(build that wheelhouse first)")
+    assert not (tmp_path / "o").exists()
+
 @pytest.mark.parametrize(("text", "message"), [
     ("torch\n", "image.txt:1: expected NAME==VERSION"),
     ("# header\ntorch==2.11.0\nnumpy==not.a.version!\n", "image.txt:3: invalid version 'not.a.version!' for numpy"),

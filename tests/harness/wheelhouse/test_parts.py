@@ -1,4 +1,4 @@
-"""Slimming rules, batching bounds, stub reproducibility and the 0.5.16 profile's pins."""
+"""Slimming rules, batching bounds, stub reproducibility and the 0.5.16 and 0.5.17 profiles' pins."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from harness.wheelhouse.batches import _first_fit, split_batches
 from harness.wheelhouse.errors import WheelhouseError
-from harness.wheelhouse.profile import IPYTHON_STUB, SGL_KERNEL_SLIMMING, SGLANG_0_5_16
+from harness.wheelhouse.profile import (
+    IPYTHON_STUB,
+    SGL_KERNEL_SLIMMING,
+    SGLANG_0_5_16,
+    SGLANG_0_5_17,
+    profile_for,
+)
 from harness.wheelhouse.slim import is_dropped, slim_wheel
 from harness.wheelhouse.stub import build_stub_wheel
 from harness.wheelhouse.wheelfile import verify_wheel
@@ -94,3 +100,15 @@ def test_profile_0_5_16_carries_the_pins_the_offline_run_needed() -> None:
     assert pins["transformers"] == "5.12.1" and pins["tokenizers"] == "0.22.2"
     assert pins["xgrammar"] == "0.2.1" and pins["sglang-kernel"] == "0.4.5"
     assert pins["flashinfer-python"] == "0.6.14"
+
+
+def test_profile_0_5_17_is_0_5_16_with_flashinfer_moved() -> None:
+    """0.5.17 differs from 0.5.16 only in its version and the FlashInfer pin, kept at the same place."""
+    assert profile_for("0.5.17") is SGLANG_0_5_17 and profile_for("0.5.16") is SGLANG_0_5_16
+    old, new = dict(p.split("==") for p in SGLANG_0_5_16.pins), dict(p.split("==") for p in SGLANG_0_5_17.pins)
+    assert new.pop("flashinfer-python") == "0.6.15.post1" and old.pop("flashinfer-python") == "0.6.14"
+    assert new == old
+    assert [p.split("==")[0] for p in SGLANG_0_5_17.pins] == [p.split("==")[0] for p in SGLANG_0_5_16.pins]
+    assert SGLANG_0_5_17.sglang_version == "0.5.17"
+    assert (SGLANG_0_5_17.skips, SGLANG_0_5_17.kernel, SGLANG_0_5_17.stubs, SGLANG_0_5_17.additions) == (
+        SGLANG_0_5_16.skips, SGLANG_0_5_16.kernel, SGLANG_0_5_16.stubs, SGLANG_0_5_16.additions)
