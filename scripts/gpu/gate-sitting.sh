@@ -6,6 +6,7 @@
 #   bash scripts/gpu/gate-sitting.sh calib-host   a second server pair: A/A, then host-side delays
 #   bash scripts/gpu/gate-sitting.sh gate-aa      the default `harness gate` A/A (paired, --budget 240), timed
 #   bash scripts/gpu/gate-sitting.sh gate-real    `harness gate` pytorch vs flashinfer sampling backend
+# GATE_CONFIG (unset: the packaged thresholds) is passed to the gates as --config (a machine's own start_sd).
 # Sizes: AA_PAIRS (200), LEVEL_PAIRS (100); PIN (none) is passed as --pin (co-resident servers split the cores). Evidence: $OUT/<mode>.tar.gz holding <mode>/ (commands.txt with
 # exit codes and wall times, the device, pools or gate reports, run directories); unpack into
 # results/gate/<date>-h200-sglang/ on the CPU machine.
@@ -53,11 +54,12 @@ case "$mode" in
       --level-pairs "${LEVEL_PAIRS:-100}" --warmups 5 --pin "${PIN:-none}" ;;
   gate-aa)
     run timeout -k 10 "${GATE_TIMEOUT_S:-300}" python3 -m harness gate --target sglang --base-cmd "$server" \
-      --head-cmd "$server" --budget "${GATE_BUDGET_S:-240}" --pin "${PIN:-none}" --out "$dir/report" "$scenario" ;;
+      --head-cmd "$server" --budget "${GATE_BUDGET_S:-240}" --pin "${PIN:-none}" ${GATE_CONFIG:+--config "$GATE_CONFIG"} \
+      --out "$dir/report" "$scenario" ;;
   gate-real)
     run timeout -k 10 "${GATE_TIMEOUT_S:-300}" python3 -m harness gate --target sglang --base-cmd "$server" \
       --head-cmd "${HEAD_CMD:-python3 -m sglang.launch_server --sampling-backend flashinfer}" --budget "${GATE_BUDGET_S:-240}" \
-      --pin "${PIN:-none}" --out "$dir/report" "$scenario" ;;
+      --pin "${PIN:-none}" ${GATE_CONFIG:+--config "$GATE_CONFIG"} --out "$dir/report" "$scenario" ;;
   *) echo "gate-sitting: unknown mode $mode" >&2; exit 2 ;;
 esac
 rc=$?

@@ -7,7 +7,7 @@ import pytest
 from gate_synthetic import tpot_samples
 
 from harness.gate.config import load_config
-from harness.gate.stats import median_ratio
+from harness.gate.stats import dersimonian_laird, median_ratio
 from harness.gate.verdicts import continuous_verdict
 
 CONFIG = load_config()
@@ -112,3 +112,26 @@ def test_round_pairs_still_detect_a_clear_slowdown() -> None:
     base, head = _rounds(rng, 3, 30, 1.0, 0.005), _rounds(rng, 3, 30, 1.08, 0.005)
     est = median_ratio(base, head, resamples=1000, confidence=0.95, seed=0)
     assert continuous_verdict(est, RULE, CONFIG)[0] == "regression"
+
+
+def test_start_pairs_that_sit_apart_by_the_calibrated_sd_keep_a_normal_interval() -> None:
+    """Offsets drawn with the calibrated between-start SD: coverage holds, and two pairs are not a t(1) blow-up."""
+    rng = np.random.default_rng(11)
+    floor_sd, within = 0.0182, np.full(2, 0.0015 ** 2)  # the H100's TPOT start_sd; within-pair SD 0.15%
+    misses, halves = 0, []
+    for _ in range(2000):
+        y = rng.normal(0.0, floor_sd, 2)
+        centre, low, high, _p = dersimonian_laird(y, within, 0.95, tau2_floor=floor_sd ** 2)
+        misses += not (low <= 0.0 <= high)
+        halves.append((high - low) / 2)
+    assert misses / 2000 <= 0.06
+    # With t at 1 df the half-width would be 12.7 x the standard error; with the floor trusted it is ~1.96 x.
+    assert np.median(halves) < 3 * 1.96 * floor_sd / np.sqrt(2)
+
+
+def test_start_pairs_far_beyond_the_calibrated_sd_still_get_student_t() -> None:
+    """Pairs 10 SDs apart contradict the calibration: the interval falls back to t with k-1 df."""
+    y, v = np.array([-0.10, 0.10]), np.full(2, 0.0015 ** 2)
+    _c, low, high, _p = dersimonian_laird(y, v, 0.95, tau2_floor=0.01 ** 2)
+    normal_half = 1.96 * np.sqrt((0.02 + v[0]) / 2)  # tau^2 from the pairs themselves is ~0.02
+    assert (high - low) / 2 > 5 * normal_half
