@@ -122,6 +122,7 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
     rng = np.random.default_rng(seed)
     per_start = [start_estimate(s, resamples, rng) for s in starts]
     level = 0.5 + confidence / 2.0
+    heterogeneous = False
     if len(per_start) == 1:
         only = per_start[0]
         df = max(1, only.pairs // only.block_length - 1)
@@ -136,7 +137,9 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
     else:
         y = np.array([s.log_ratio for s in per_start])
         v = np.array([s.variance for s in per_start])
-        centre, low, high, p_value = dersimonian_laird(y, v, confidence, tau2_floor=start_sd ** 2)
+        pooled = dersimonian_laird(y, v, confidence, tau2_floor=start_sd ** 2)
+        centre, low, high, p_value = pooled.centre, pooled.low, pooled.high, pooled.p_value
+        heterogeneous = pooled.heterogeneous
     base_all = np.concatenate([s.base for s in starts])
     head_all = np.concatenate([s.head for s in starts])
     return RatioEstimate(
@@ -146,6 +149,7 @@ def paired_ratio(starts: Sequence[PairedSeries], *, resamples: int, confidence: 
         p_value=p_value, rounds=len(per_start) if len(per_start) > 1 else 0,
         design="paired", block_length=max(s.block_length for s in per_start),
         start_bound=start_sd ** 2 > float(np.mean([s.variance for s in per_start])),
+        heterogeneous=heterogeneous,
     )
 
 

@@ -24,8 +24,16 @@ class ToDecide:
     need: int
     unit: str               # "request pairs" | "requests per side" | "server-start pairs"
     seconds: float | None   # for the samples still missing, at the measured pace
+    heterogeneous: bool = False  # the start pairs disagree beyond the calibrated between-start SD
 
     def text(self) -> str:
+        if self.heterogeneous:
+            return (f"{self.scenario} {self.metric}: interval {self.ci_width:.1%} wide: its {self.have} server-start "
+                    f"pairs disagree beyond the between-start SD calibrated for this target (Cochran's Q against "
+                    f"thresholds.toml start_sd), so the interval rests on a Student t with {self.have - 1} degree(s) "
+                    f"of freedom: this machine's servers sit further apart than the calibration says; more server-start "
+                    f"pairs, or a start_sd measured over many A/A gates on this machine (bench/evidence/"
+                    f"start_offsets.py, --config)")
         if self.unit == "server-start pairs":
             return (f"{self.scenario} {self.metric}: interval {self.ci_width:.1%} wide from {self.have} {self.unit}, "
                     f"bounded by the between-start SD calibrated for this target (thresholds.toml start_sd): more "
@@ -47,10 +55,11 @@ def to_decide(outcome: GateOutcome, config: GateConfig, sampling: Sampling) -> l
         if row.verdict != "inconclusive" or row.metric not in names or est is None:
             continue
         look = sampling.last_look(row.scenario)
-        if est.start_bound:
+        if est.start_bound or est.heterogeneous:
             starts = max(est.rounds, 1)
             needs.append(ToDecide(row.scenario, row.metric, est.ci_width, starts,
-                                  needed_samples(est, config.rule(row.metric), starts), "server-start pairs", None))
+                                  needed_samples(est, config.rule(row.metric), starts), "server-start pairs", None,
+                                  heterogeneous=est.heterogeneous))
             continue
         have = est.n_base
         need = max(needed_samples(est, config.rule(row.metric), have), config.min_samples)

@@ -38,6 +38,7 @@ class RatioEstimate:
     block_length: int = 0     # paired: moving-block bootstrap block length (largest over start pairs)
     start_bound: bool = False  # paired: the calibrated between-start SD outweighs the within-pair noise,
     # so more request pairs on the same servers cannot narrow the interval; more server-start pairs can
+    heterogeneous: bool = False  # several start pairs disagree beyond the calibrated between-start SD
 
     @property
     def ci_width(self) -> float:
@@ -92,13 +93,23 @@ def _random_effects_interval(base: Sequence[np.ndarray], head: Sequence[np.ndarr
     for b, h in zip(base, head, strict=True):
         logs.append(np.log(np.median(h) / np.median(b)))
         variances.append(_log_median_variance(b, resamples, rng) + _log_median_variance(h, resamples, rng))
-    _, low, high, _ = dersimonian_laird(np.array(logs), np.array(variances), confidence)
-    return float(np.exp(low)), float(np.exp(high))
+    pooled = dersimonian_laird(np.array(logs), np.array(variances), confidence)
+    return float(np.exp(pooled.low)), float(np.exp(pooled.high))
 
 
-def dersimonian_laird(y: np.ndarray, v: np.ndarray, confidence: float,
-                      tau2_floor: float = 0.0) -> tuple[float, float, float, float]:
-    """Random-effects mean of estimates y with variances v: (centre, low, high, two-sided p of centre = 0).
+@dataclass(frozen=True)
+class Pooled:
+    """A random-effects mean of per-pair log ratios: centre, interval, two-sided p of centre = 0."""
+
+    centre: float
+    low: float
+    high: float
+    p_value: float
+    heterogeneous: bool  # Cochran's Q says the pairs disagree beyond the floor: Student t was used
+
+
+def dersimonian_laird(y: np.ndarray, v: np.ndarray, confidence: float, tau2_floor: float = 0.0) -> Pooled:
+    """Random-effects mean of estimates y with variances v.
 
     `tau2_floor`: a between-pair variance known from calibration; tau^2 is never taken below it."""
     v = np.maximum(v, 1e-12)  # a constant round has no variance
@@ -121,7 +132,7 @@ def dersimonian_laird(y: np.ndarray, v: np.ndarray, confidence: float,
     dist = stats.t(df=y.size - 1) if heterogeneous else stats.norm()
     se = 1.0 / float(np.sqrt(np.sum(w_star)))
     half = float(dist.ppf(level)) * se
-    return centre, centre - half, centre + half, float(2 * dist.sf(abs(centre) / se))
+    return Pooled(centre, centre - half, centre + half, float(2 * dist.sf(abs(centre) / se)), bool(heterogeneous))
 
 
 def _log_median_variance(values: np.ndarray, resamples: int, rng: np.random.Generator) -> float:

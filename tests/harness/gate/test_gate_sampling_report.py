@@ -57,4 +57,18 @@ def test_sampling_json_carries_design_looks_and_needs() -> None:
     assert [look["action"] for look in data["looks"]] == ["extend the server pair by 10 pairs",
                                                          "stop: budget (12 s left, 2.50 s a pair)"]
     assert data["to_decide"] == [{"scenario": "baseline", "metric": "tpot_ms", "ci_width": pytest.approx(0.12),
-                                  "have": 40, "need": 87, "unit": "request pairs", "seconds": 117.5}]
+                                  "have": 40, "need": 87, "unit": "request pairs", "seconds": 117.5,
+                                  "heterogeneous": False}]
+
+
+def test_start_pairs_that_disagree_beyond_the_floor_are_named_as_such() -> None:
+    """Two server-start pairs far apart (real sglang on an H100, TPOT -21% and -3%): the report says why it is wide."""
+    est = RatioEstimate(187, 187, 1.81, 1.43, 0.89, 0.28, 2.86, 0.7, 2, design="paired", block_length=12,
+                        start_bound=True, heterogeneous=True)
+    outcome = GateOutcome(rows=(Row("baseline", "tpot_ms", "inconclusive", "1.81 (n=187)", "1.43 (n=187)",
+                                    "-11.26% [-72.48%, +186.14%]", "too noisy", est),), problems=())
+    lines = sampling_lines(outcome, CONFIG, _sampling())
+    (line,) = [x for x in lines if x.startswith("- baseline tpot_ms")]
+    assert "its 2 server-start pairs disagree beyond the between-start SD calibrated for this target" in line
+    assert "Student t with 1 degree(s) of freedom" in line and "start_offsets.py" in line
+    assert sampling_json(outcome, CONFIG, _sampling())["to_decide"][0]["heterogeneous"] is True

@@ -121,9 +121,9 @@ def test_start_pairs_that_sit_apart_by_the_calibrated_sd_keep_a_normal_interval(
     misses, halves = 0, []
     for _ in range(2000):
         y = rng.normal(0.0, floor_sd, 2)
-        centre, low, high, _p = dersimonian_laird(y, within, 0.95, tau2_floor=floor_sd ** 2)
-        misses += not (low <= 0.0 <= high)
-        halves.append((high - low) / 2)
+        pooled = dersimonian_laird(y, within, 0.95, tau2_floor=floor_sd ** 2)
+        misses += not (pooled.low <= 0.0 <= pooled.high)
+        halves.append((pooled.high - pooled.low) / 2)
     assert misses / 2000 <= 0.06
     # With t at 1 df the half-width would be 12.7 x the standard error; with the floor trusted it is ~1.96 x.
     assert np.median(halves) < 3 * 1.96 * floor_sd / np.sqrt(2)
@@ -132,6 +132,8 @@ def test_start_pairs_that_sit_apart_by_the_calibrated_sd_keep_a_normal_interval(
 def test_start_pairs_far_beyond_the_calibrated_sd_still_get_student_t() -> None:
     """Pairs 10 SDs apart contradict the calibration: the interval falls back to t with k-1 df."""
     y, v = np.array([-0.10, 0.10]), np.full(2, 0.0015 ** 2)
-    _c, low, high, _p = dersimonian_laird(y, v, 0.95, tau2_floor=0.01 ** 2)
+    pooled = dersimonian_laird(y, v, 0.95, tau2_floor=0.01 ** 2)
     normal_half = 1.96 * np.sqrt((0.02 + v[0]) / 2)  # tau^2 from the pairs themselves is ~0.02
-    assert (high - low) / 2 > 5 * normal_half
+    assert pooled.heterogeneous and (pooled.high - pooled.low) / 2 > 5 * normal_half
+    agreeing = dersimonian_laird(np.array([-0.01, 0.01]), v, 0.95, tau2_floor=0.01 ** 2)
+    assert not agreeing.heterogeneous
