@@ -142,17 +142,21 @@ def record(options: Options, nights: list[Night], runs: dict[int, Path]) -> Path
     return conf
 
 
-def compare(conf: Path, options: Options, nights: list[Night]) -> list[Path]:
-    """`asv compare` between each night and the next (factor 1.1, asv's default), and across releases."""
-    out = conf.parent / "compare"
-    out.mkdir(exist_ok=True)
+def comparisons(nights: list[Night]) -> list[tuple[Night, Night]]:
+    """Each night against the next, then each release's first night against the next release's."""
     pairs = list(pairwise(nights))
     first_of: dict[str, Night] = {}
     for night in nights:
         first_of.setdefault(night.version, night)
-    pairs += [pair for pair in pairwise(first_of.values()) if pair not in pairs]
+    return pairs + [pair for pair in pairwise(first_of.values()) if pair not in pairs]
+
+
+def compare(conf: Path, options: Options, nights: list[Night]) -> list[Path]:
+    """`asv compare` (factor 1.1, asv's default) for every pair of `comparisons`; one file each."""
+    out = conf.parent / "compare"
+    out.mkdir(exist_ok=True)
     written = []
-    for a, b in pairs:
+    for a, b in comparisons(nights):
         text = asv(conf, "compare", "--machine", options.machine, a.commit, b.commit)
         path = out / f"night-{a.number}-vs-{b.number}.txt"
         path.write_text(f"# asv compare {a.commit} {b.commit}  (night {a.number}: sglang {a.version} -> "
