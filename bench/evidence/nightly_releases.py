@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from asv.util import load_json
+
 from bench.dashboard.browser import Chromium, ensure_chromium, serve_directory
 from bench.dashboard.cdn_mirror import integrity_mismatches, mirror
 
@@ -108,16 +110,16 @@ def check_fixes(options: Options, night: Night, run_dir: Path) -> None:
 
 
 def write_asv_config(options: Options) -> Path:
+    """The project's asv.conf.json, pointed at the release history, with results beside it (paths relative)."""
     asv_dir = options.out / "asv"
     asv_dir.mkdir(parents=True, exist_ok=True)
-    conf = {"version": 1, "project": "sglang", "project_url": "https://github.com/sgl-project/sglang",
-            "repo": os.path.relpath(options.repo.resolve(), asv_dir.resolve()), "repo_subdir": "python",
-            "dvcs": "git", "branches": ["main"], "environment_type": "existing",
-            "benchmark_dir": os.path.relpath(ROOT / "bench" / "asv", asv_dir.resolve()),
-            "env_dir": os.path.relpath(options.out.resolve() / "work" / "asv-env", asv_dir.resolve()),
-            "results_dir": "results", "html_dir": os.path.relpath(options.out.resolve() / "work" / "html",
-                                                                  asv_dir.resolve()),
-            "build_cache_size": 0}
+    here = asv_dir.resolve()
+    conf = load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+    conf.update(repo=os.path.relpath(options.repo.resolve(), here),
+                benchmark_dir=os.path.relpath(ROOT / "bench" / "asv", here),
+                env_dir=os.path.relpath(options.out.resolve() / "work" / "asv-env", here),
+                results_dir="results", html_dir=os.path.relpath(options.out.resolve() / "work" / "html", here))
+    conf.pop("show_commit_url", None)  # the history's commits are not sglang's: links to GitHub would be dead
     path = asv_dir / "asv.conf.json"
     path.write_text(json.dumps(conf, indent=2) + "\n", encoding="utf-8")
     return path

@@ -33,20 +33,19 @@ server() {  # server VERSION: the server command prefix that runs that release
     echo "sh $root/scripts/gpu/with-site.sh /tmp/site-$1 python3 -m sglang.launch_server --sampling-backend pytorch"
   fi
 }
-for version in $(cut -f2 "$plan" | tail -n +2 | sort -u) "$control"; do
-  [ "$version" = "$base_version" ] && continue
-  [ -d "/tmp/site-$version/.batches" ] || { echo "nightly-sitting: /tmp/site-$version missing: install its overlay batch first" >&2; exit 3; }
-  if [ ! -f "/tmp/site-$version/.batches/.compiled" ]; then
-    python3 -m compileall -q -j 0 "/tmp/site-$version" >/dev/null 2>&1 || true; touch "/tmp/site-$version/.batches/.compiled"
+mkdir -p "$out"
+for version in $( (cut -f2 "$plan" | tail -n +2; echo "$control") | sort -u); do
+  if [ "$version" != "$base_version" ]; then
+    [ -d "/tmp/site-$version/.batches" ] || { echo "nightly-sitting: /tmp/site-$version missing: install its overlay batch first" >&2; exit 3; }
+    if [ ! -f "/tmp/site-$version/.batches/.compiled" ]; then
+      python3 -m compileall -q -j 0 "/tmp/site-$version" >/dev/null 2>&1 || true; touch "/tmp/site-$version/.batches/.compiled"
+    fi
   fi
-done
-for version in $(cut -f2 "$plan" | tail -n +2 | sort -u); do
   # Fail in seconds, not after a server start, when a site does not hold the release it should.
   got=$($(server "$version" | sed 's/ -m sglang.launch_server.*//') -c "import sglang; print(sglang.__version__)" 2>&1 | tail -1)
   echo "# site of $version imports sglang $got" >> "$log"
   [ "$got" = "$version" ] || { echo "nightly-sitting: the site for $version imports sglang $got" >&2; tar -czf "$out/nights-$first-$last.tar.gz" -C "$work" nights; exit 3; }
 done
-mkdir -p "$out"
 tail -n +2 "$plan" | while IFS=$'\t' read -r night version commit commit_time; do
   [ "$night" -ge "$first" ] && [ "$night" -le "$last" ] || continue
   start=$(date +%s)
